@@ -1,0 +1,222 @@
+//! The agent's HTTP API, served over mutual TLS to the collector.
+//!
+//! Routes: `GET /v1/info` (who this agent is; JSON, or the binary codec when
+//! the caller accepts [`BATCH_MEDIA_TYPE`]), `GET /health/live`,
+//! `GET /health/ready`. The TLS layer already refuses any client that is not
+//! the fleet's collector; `/v1/*` checks the peer's role again so a listener
+//! misconfigured without client auth still serves nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use muster_shared::codec;
+use muster_shared::protocol::error::ErrorBody;
+use muster_shared::protocol::info::AgentInfo;
+use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION};
+use muster_shared::serve::PeerInfo;
+use muster_shared::tls::Role;
+use serde::Serialize;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AgentState {
+    /// This agent's identity, fixed for the process's life.
+    pub info: Arc<AgentInfo>,
+    /// Set once the store is open and the listener is up.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// Builds the router; tests call it without a socket.
+pub fn router(state: AgentState) -> Router {
+    let collector_only = Router::new()
+        .route("/v1/info", get(info))
+        .route_layer(middleware::from_fn(require_collector));
+    let router = Router::new()
+        .merge(collector_only)
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .fallback(not_found)
+        .with_state(state);
+    muster_shared::telemetry::with_request_tracing(router)
+}
+
+async fn require_collector(request: Request, next: Next) -> Response {
+    let role = request
+        .extensions()
+        .get::<PeerInfo>()
+        .and_then(|peer| peer.role.clone());
+    if role == Some(Role::Collector) {
+        next.run(request).await
+    } else {
+        error(
+            StatusCode::FORBIDDEN,
+            "only the fleet's collector may call this route",
+        )
+    }
+}
+
+async fn info(State(state): State<AgentState>, headers: HeaderMap) -> Response {
+    negotiate(&headers, state.info.as_ref())
+}
+
+async fn live() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "live" }))
+}
+
+async fn ready(State(state): State<AgentState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "starting" })),
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// Answers in the binary codec when the caller accepts it, JSON otherwise.
+fn negotiate<T: Serialize>(headers: &HeaderMap, value: &T) -> Response {
+    let wants_binary = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(BATCH_MEDIA_TYPE));
+    if !wants_binary {
+        return Json(value).into_response();
+    }
+    match codec::encode_frame(value, PROTOCOL_VERSION, 3) {
+        Ok(frame) => ([(header::CONTENT_TYPE, BATCH_MEDIA_TYPE)], frame).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot encode response");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: message.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use tower::ServiceExt;
+
+    fn state(ready: bool) -> AgentState {
+        AgentState {
+            info: Arc::new(AgentInfo {
+                host_id: "web1".into(),
+                agent_version: "0.1.0".into(),
+                protocol_version: PROTOCOL_VERSION,
+                capabilities: vec![],
+                started_at_unix_ms: 1,
+            }),
+            ready: Arc::new(AtomicBool::new(ready)),
+        }
+    }
+
+    fn request(path: &str, role: Option<Role>, accept: Option<&str>) -> axum::http::Request<Body> {
+        let mut builder = axum::http::Request::get(path);
+        if let Some(accept) = accept {
+            builder = builder.header(header::ACCEPT, accept);
+        }
+        let mut request = builder.body(Body::empty()).unwrap();
+        request.extensions_mut().insert(PeerInfo {
+            remote: "127.0.0.1:1".parse().unwrap(),
+            role,
+        });
+        request
+    }
+
+    #[tokio::test]
+    async fn info_answers_json_and_binary_to_the_collector() {
+        let app = router(state(true));
+        let res = app
+            .clone()
+            .oneshot(request("/v1/info", Some(Role::Collector), None))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["host_id"], "web1");
+
+        let res = app
+            .oneshot(request(
+                "/v1/info",
+                Some(Role::Collector),
+                Some(BATCH_MEDIA_TYPE),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(res.headers()[header::CONTENT_TYPE], BATCH_MEDIA_TYPE);
+        let body = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let (_, info): (u16, AgentInfo) = codec::decode_frame(
+            &body,
+            &codec::Limits::DEFAULT,
+            muster_shared::protocol::is_compatible,
+        )
+        .unwrap();
+        assert_eq!(info.host_id, "web1");
+    }
+
+    #[tokio::test]
+    async fn info_refuses_a_peer_that_is_not_the_collector() {
+        let app = router(state(true));
+        for role in [None, Some(Role::Agent("web2".into()))] {
+            let res = app
+                .clone()
+                .oneshot(request("/v1/info", role, None))
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_flag() {
+        let res = router(state(false))
+            .oneshot(request("/health/ready", None, None))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let res = router(state(true))
+            .oneshot(request("/health/ready", None, None))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = router(state(false))
+            .oneshot(request("/health/live", None, None))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_get_a_json_404() {
+        let res = router(state(true))
+            .oneshot(request("/nope", None, None))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let body = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("no such route"));
+    }
+}

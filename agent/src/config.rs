@@ -1,0 +1,169 @@
+//! The agent's configuration file (`agent.toml`).
+//!
+//! Two stages: [`AgentConfig`] mirrors the file; [`AgentSettings`] is what the
+//! code below the loader sees, with paths resolved against the file's folder.
+//! Every key is documented here; `config/agent.example.toml` shows them all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use muster_shared::config::{self, ConfigError, EnvOverride};
+use serde::{Deserialize, Serialize};
+
+/// `agent.toml` as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Address the mTLS API listens on. Default `0.0.0.0:7071`.
+    /// Override: `MUSTER_AGENT_LISTEN`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Folder for the agent's store (sample buffer, job records).
+    /// Relative paths are resolved against this file's folder.
+    /// Override: `MUSTER_AGENT_DATA_DIR`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The agent's certificate files, written by `muster-agent enroll`.
+    #[serde(default)]
+    pub tls: TlsFiles,
+}
+
+/// Where the agent's certificate, key and the fleet CA live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The fleet CA certificate (PEM). Default `pki/ca.crt`.
+    #[serde(default = "default_ca")]
+    pub ca: PathBuf,
+    /// This agent's certificate (PEM). Default `pki/agent.crt`.
+    #[serde(default = "default_cert")]
+    pub cert: PathBuf,
+    /// This agent's private key (PEM, mode 0600). Default `pki/agent.key`.
+    #[serde(default = "default_key")]
+    pub key: PathBuf,
+}
+
+impl Default for TlsFiles {
+    fn default() -> Self {
+        Self {
+            ca: default_ca(),
+            cert: default_cert(),
+            key: default_key(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 7071))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_ca() -> PathBuf {
+    PathBuf::from("pki/ca.crt")
+}
+fn default_cert() -> PathBuf {
+    PathBuf::from("pki/agent.crt")
+}
+fn default_key() -> PathBuf {
+    PathBuf::from("pki/agent.key")
+}
+
+/// Environment variables that replace keys of the file.
+pub const ENV_OVERRIDES: &[EnvOverride] = &[
+    EnvOverride {
+        var: "MUSTER_AGENT_LISTEN",
+        key: "listen",
+    },
+    EnvOverride {
+        var: "MUSTER_AGENT_DATA_DIR",
+        key: "data_dir",
+    },
+];
+
+/// The runtime form: resolved paths, nothing left to interpret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// The config file it came from.
+    pub config_path: PathBuf,
+    /// API listen address.
+    pub listen: SocketAddr,
+    /// Absolute or cwd-relative data folder.
+    pub data_dir: PathBuf,
+    /// Fleet CA certificate file.
+    pub ca_path: PathBuf,
+    /// Agent certificate file.
+    pub cert_path: PathBuf,
+    /// Agent key file.
+    pub key_path: PathBuf,
+}
+
+impl AgentSettings {
+    /// Loads, overrides from the environment and resolves `path`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `file:line:col` or the variable at fault.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let raw: AgentConfig = config::load(path, ENV_OVERRIDES)?;
+        Ok(Self::resolve(path, raw))
+    }
+
+    /// Resolves a parsed config written at `path`.
+    pub fn resolve(path: &Path, raw: AgentConfig) -> Self {
+        Self {
+            config_path: path.to_owned(),
+            listen: raw.listen,
+            data_dir: config::resolve_path(path, &raw.data_dir),
+            ca_path: config::resolve_path(path, &raw.tls.ca),
+            cert_path: config::resolve_path(path, &raw.tls.cert),
+            key_path: config::resolve_path(path, &raw.tls.key),
+        }
+    }
+
+    /// The folder of the sled store.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve_against_the_config_folder() {
+        let raw: AgentConfig = config::parse("", Path::new("/etc/muster/agent.toml")).unwrap();
+        let s = AgentSettings::resolve(Path::new("/etc/muster/agent.toml"), raw);
+        assert_eq!(s.listen, "0.0.0.0:7071".parse().unwrap());
+        assert_eq!(s.ca_path, Path::new("/etc/muster/pki/ca.crt"));
+        assert_eq!(s.store_path(), Path::new("/etc/muster/data/store"));
+    }
+
+    #[test]
+    fn unknown_key_in_tls_section_is_refused_with_position() {
+        let err = config::parse::<AgentConfig>(
+            "[tls]\nca = \"a\"\ncerts = \"b\"\n",
+            Path::new("agent.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("agent.toml:3:1: unknown field `certs`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_listen_address_is_refused_with_position() {
+        let err = config::parse::<AgentConfig>("listen = \"localhost\"\n", Path::new("agent.toml"))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("agent.toml:1:10:"), "{err}");
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.example.toml");
+        let s = AgentSettings::load(&path).unwrap();
+        assert_eq!(s.listen.port(), 7071);
+    }
+}

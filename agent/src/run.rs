@@ -1,0 +1,128 @@
+//! `muster-agent run`: load the identity, open the store, serve until told
+//! to stop.
+//!
+//! The agent's identity is its certificate: the host id is read from the
+//! certificate's `agent:<host>` name, so it cannot drift from what the
+//! collector enrolled. Shutdown (the caller cancels the token) stops accepting,
+//! drains requests, then flushes the store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use muster_shared::protocol::PROTOCOL_VERSION;
+use muster_shared::protocol::info::AgentInfo;
+use muster_shared::serve::{ServeOptions, serve};
+use muster_shared::store::{Store, StoreOptions};
+use muster_shared::tls::{Identity, PeerPolicy, Role, server_config};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{AgentState, router};
+use crate::config::AgentSettings;
+
+/// A started agent: where it listens and who it is.
+#[derive(Debug)]
+pub struct Started {
+    /// The bound address (useful with port 0).
+    pub local_addr: std::net::SocketAddr,
+    /// The host id from the certificate.
+    pub host_id: String,
+}
+
+/// Runs the agent until `shutdown` is cancelled. `on_started` is called once
+/// the listener is bound and the agent is ready.
+///
+/// # Errors
+/// Missing or invalid certificate files (with a hint to enroll), a store that
+/// can't be opened (e.g. another agent uses the same data dir), or an address
+/// that can't be bound.
+pub async fn run(
+    settings: AgentSettings,
+    shutdown: CancellationToken,
+    on_started: impl FnOnce(&Started),
+) -> anyhow::Result<()> {
+    let identity = Identity::load(&settings.cert_path, &settings.key_path).with_context(|| {
+        format!(
+            "cannot load the agent certificate; run `muster-agent enroll --config {}` first",
+            settings.config_path.display()
+        )
+    })?;
+    let host_id = match identity.role() {
+        Ok(Role::Agent(host)) => host,
+        Ok(other) => bail!(
+            "{}: certificate is for role `{other}`, not an agent",
+            settings.cert_path.display()
+        ),
+        Err(err) => {
+            return Err(err).with_context(|| {
+                format!("{}: certificate has no role", settings.cert_path.display())
+            });
+        }
+    };
+    let ca_pem = std::fs::read_to_string(&settings.ca_path)
+        .with_context(|| format!("cannot read fleet CA {}", settings.ca_path.display()))?;
+    let tls = server_config(&ca_pem, identity, PeerPolicy::Collector).with_context(|| {
+        format!(
+            "cannot build TLS config from {}",
+            settings.ca_path.display()
+        )
+    })?;
+
+    let store_path = settings.store_path();
+    let store =
+        tokio::task::spawn_blocking(move || Store::open(&store_path, StoreOptions::agent()))
+            .await
+            .context("store open task failed")?
+            .with_context(|| {
+                format!(
+                    "cannot open the agent store in {}",
+                    settings.data_dir.display()
+                )
+            })?;
+
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let local_addr = listener.local_addr().context("listener has no address")?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AgentState {
+        info: Arc::new(AgentInfo {
+            host_id: host_id.clone(),
+            agent_version: muster_shared::version::VERSION.to_owned(),
+            protocol_version: PROTOCOL_VERSION,
+            capabilities: Vec::new(),
+            started_at_unix_ms: unix_ms(),
+        }),
+        ready: ready.clone(),
+    };
+    let server = serve(
+        listener,
+        Some(tls),
+        router(state),
+        shutdown.clone(),
+        ServeOptions::default(),
+    );
+    ready.store(true, Ordering::Release);
+    tracing::info!(host = %host_id, listen = %local_addr, version = muster_shared::version::long_version(), "agent started");
+    on_started(&Started {
+        local_addr,
+        host_id: host_id.clone(),
+    });
+    server.await;
+
+    tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .context("store flush task failed")?
+        .context("cannot flush the agent store")?;
+    tracing::info!(host = %host_id, "agent stopped");
+    Ok(())
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,216 @@
+//! One-shot CLI commands: `ca init` and `token create`.
+//!
+//! `token create` writes to the store directly when no collector runs. While
+//! one runs, it holds the store's lock, so the command goes through the
+//! running collector's API instead, with an admin token from `MUSTER_TOKEN`
+//! or `--api-token-file`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use muster_shared::store::StoreError;
+use muster_shared::tls::{PeerPolicy, client_config};
+
+use crate::api::tokens::{CreatedApiToken, CreatedEnrollToken};
+use crate::config::{CollectorSettings, PkiPaths};
+use crate::pki::{self, Pki};
+use crate::tokens::{ApiRole, TokenStore};
+
+/// Settings from `--config FILE`, or `--data-dir DIR` (its `collector.toml`
+/// when there is one, else the defaults on that folder).
+///
+/// # Errors
+/// Config errors, or neither option given.
+pub fn locate_settings(
+    config: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<CollectorSettings> {
+    match (config, data_dir) {
+        (Some(config), _) => Ok(CollectorSettings::load(config)?),
+        (None, Some(dir)) => {
+            let file = dir.join("collector.toml");
+            if file.exists() {
+                Ok(CollectorSettings::load(&file)?)
+            } else {
+                let raw = muster_shared::config::parse("", &file)?;
+                let mut settings = CollectorSettings::resolve(&file, raw)?;
+                settings.data_dir = dir.to_owned();
+                settings.pki = PkiPaths::under(dir);
+                Ok(settings)
+            }
+        }
+        (None, None) => bail!("say which collector: --config FILE or --data-dir DIR"),
+    }
+}
+
+/// `ca init`: creates the fleet CA and the collector's certificate.
+///
+/// # Errors
+/// An existing CA, or a write failure (nothing is left half-written).
+pub fn ca_init(settings: &CollectorSettings, sans: &[String]) -> anyhow::Result<String> {
+    let fingerprint = pki::init(&settings.pki, sans)?;
+    Ok(format!(
+        "created the fleet CA in {}\nCA fingerprint (sha256): {fingerprint}",
+        settings
+            .pki
+            .ca_cert
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .display()
+    ))
+}
+
+/// What `token create` should make.
+#[derive(Debug, Clone)]
+pub enum TokenRequest {
+    /// An API token.
+    Api {
+        /// Its role.
+        role: ApiRole,
+        /// Its label.
+        name: String,
+    },
+    /// A one-time enrollment token.
+    Enroll {
+        /// The host it enrolls.
+        host: String,
+        /// How long it is valid.
+        ttl: Duration,
+    },
+}
+
+/// `token create`: returns the token text, to be printed once.
+///
+/// # Errors
+/// Store, PKI or API failures, with what to do about a running collector.
+pub async fn token_create(
+    settings: &CollectorSettings,
+    request: TokenRequest,
+    api_token: Option<String>,
+) -> anyhow::Result<String> {
+    let store = {
+        let path = settings.store_path();
+        tokio::task::spawn_blocking(move || {
+            muster_shared::store::Store::open(
+                &path,
+                muster_shared::store::StoreOptions::collector(),
+            )
+        })
+        .await
+        .context("store open task failed")?
+    };
+    match store {
+        Ok(store) => {
+            let pki_paths = settings.pki.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+                let tokens = TokenStore::open(&store)?;
+                let now = crate::unix_ms();
+                let text = match request {
+                    TokenRequest::Api { role, name } => {
+                        tokens.create_api(role, &name, now)?.expose().to_owned()
+                    }
+                    TokenRequest::Enroll { host, ttl } => {
+                        let pki = Pki::load(&pki_paths)?;
+                        tokens
+                            .create_enroll(&host, ttl, pki.ca_fingerprint(), now)?
+                            .expose()
+                    }
+                };
+                store.flush()?;
+                Ok(text)
+            })
+            .await
+            .context("token task failed")?
+        }
+        Err(StoreError::Locked { .. }) => {
+            let Some(api_token) = api_token else {
+                bail!(
+                    "the collector is running and holds its store; pass an admin token in MUSTER_TOKEN \
+                     or --api-token-file to create this token through its API"
+                );
+            };
+            create_through_api(settings, request, &api_token).await
+        }
+        Err(err) => Err(err).with_context(|| {
+            format!(
+                "cannot open the store in {}",
+                settings.store_path().display()
+            )
+        }),
+    }
+}
+
+async fn create_through_api(
+    settings: &CollectorSettings,
+    request: TokenRequest,
+    api_token: &str,
+) -> anyhow::Result<String> {
+    let mut address = settings.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy();
+    let scheme = if settings.api_tls {
+        let ca_pem = std::fs::read_to_string(&settings.pki.ca_cert)
+            .with_context(|| format!("cannot read {}", settings.pki.ca_cert.display()))?;
+        let config = client_config(&ca_pem, None, PeerPolicy::Collector)?;
+        builder = builder.tls_backend_preconfigured((*config).clone());
+        "https"
+    } else {
+        "http"
+    };
+    let client = builder.build().context("cannot build the HTTP client")?;
+    let (path, body) = match &request {
+        TokenRequest::Api { role, name } => (
+            "/api/v1/tokens",
+            serde_json::json!({ "role": role, "name": name }),
+        ),
+        TokenRequest::Enroll { host, ttl } => (
+            "/api/v1/enroll-tokens",
+            serde_json::json!({ "host": host, "ttl": humantime::format_duration(*ttl).to_string() }),
+        ),
+    };
+    let url = format!("{scheme}://{address}{path}");
+    let response = client
+        .post(&url)
+        .bearer_auth(api_token.trim())
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the running collector at {url}"))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .context("cannot read the collector's answer")?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<muster_shared::protocol::error::ErrorBody>(&bytes)
+            .map_or_else(
+                |_| String::from_utf8_lossy(&bytes).into_owned(),
+                |b| b.error,
+            );
+        bail!("the collector refused ({status}): {message}");
+    }
+    Ok(match request {
+        TokenRequest::Api { .. } => serde_json::from_slice::<CreatedApiToken>(&bytes)?.token,
+        TokenRequest::Enroll { .. } => serde_json::from_slice::<CreatedEnrollToken>(&bytes)?.token,
+    })
+}
+
+/// Reads an admin token from `MUSTER_TOKEN` or a file.
+///
+/// # Errors
+/// The file can't be read.
+pub fn admin_token(file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        return Ok(Some(text.trim().to_owned()));
+    }
+    Ok(std::env::var("MUSTER_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty()))
+}

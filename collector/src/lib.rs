@@ -1,0 +1,37 @@
+//! The Muster collector: the centre of a fleet.
+//!
+//! Today it enrolls agents, pulls each agent's identity over mutual TLS on a
+//! schedule to know which hosts are up, and serves a token-protected API with
+//! its own metrics. Time series, alerts, deploys and backups arrive as later
+//! modules beside these.
+//!
+//! - [`config`]: `collector.toml`.
+//! - [`pki`]: the fleet CA and the collector's certificate on disk.
+//! - [`tokens`]: API tokens with roles, one-time enrollment tokens.
+//! - [`hosts`]: enrolled hosts and their up/down state.
+//! - [`enroll`]: signing an agent's CSR against a one-time token.
+//! - [`scrape`]: the pull loop.
+//! - [`api`]: the HTTP API.
+//! - [`metrics`]: the collector's own Prometheus metrics.
+//! - [`server`]: `muster-collector serve`, wiring the above together.
+//! - [`commands`]: `ca init`, `token create`.
+//! - [`dev`]: `muster-collector dev`.
+
+pub mod api;
+pub mod commands;
+pub mod config;
+pub mod dev;
+pub mod enroll;
+pub mod hosts;
+pub mod metrics;
+pub mod pki;
+pub mod scrape;
+pub mod server;
+pub mod tokens;
+
+/// Milliseconds since the Unix epoch, the collector's one clock reading.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

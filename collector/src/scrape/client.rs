@@ -1,0 +1,185 @@
+//! Calls to one agent over mutual TLS.
+//!
+//! Each host gets its own client whose TLS config accepts only a server
+//! certificate naming `agent:<that host>` from the fleet CA, so an address
+//! reused by another host (DHCP, a moved container) is detected, not trusted.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use muster_shared::codec::{self, CodecError, Limits};
+use muster_shared::protocol::info::AgentInfo;
+use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION, is_compatible};
+use muster_shared::telemetry::REQUEST_ID_HEADER;
+use muster_shared::tls::{self, PeerPolicy, TlsError};
+
+use crate::pki::{Pki, PkiError};
+
+/// Why a call to an agent failed. Messages are short: they are shown as a
+/// host's `last_error`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScrapeError {
+    /// The client could not be built (local PKI problem).
+    #[error("cannot build TLS client: {0}")]
+    Client(String),
+    /// Connection, TLS or HTTP transport failure.
+    #[error("{0}")]
+    Transport(String),
+    /// The call did not finish in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The agent answered with an error status.
+    #[error("agent answered HTTP {0}")]
+    Status(u16),
+    /// The answer did not decode.
+    #[error("bad answer: {0}")]
+    Decode(#[from] CodecError),
+    /// The agent reports another host id than the one enrolled here.
+    #[error("agent reports host id {found:?}, expected {expected:?}")]
+    HostMismatch {
+        /// What we enrolled.
+        expected: String,
+        /// What it said.
+        found: String,
+    },
+    /// The agent speaks an incompatible protocol version.
+    #[error("agent protocol version {agent} is not compatible with the collector's {ours}")]
+    Protocol {
+        /// The agent's version.
+        agent: u16,
+        /// Ours.
+        ours: u16,
+    },
+}
+
+/// Makes per-host clients from the collector's PKI.
+#[derive(Debug, Clone)]
+pub struct AgentClients {
+    ca_pem: String,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl AgentClients {
+    /// From the loaded PKI.
+    ///
+    /// # Errors
+    /// [`PkiError`] if the collector's identity does not load.
+    pub fn new(pki: &Pki) -> Result<Self, PkiError> {
+        // Check once that the identity loads; clients are built per host.
+        pki.identity()?;
+        Ok(Self {
+            ca_pem: pki.ca_pem.clone(),
+            cert_pem: pki.cert_pem.clone(),
+            key_pem: pki.key_pem().to_owned(),
+        })
+    }
+
+    /// A client that accepts only `agent:<host>` and presents the collector's
+    /// certificate.
+    ///
+    /// # Errors
+    /// [`ScrapeError::Client`] when the TLS config can't be built.
+    pub fn client_for(&self, host: &str, timeout: Duration) -> Result<AgentClient, ScrapeError> {
+        let build = || -> Result<reqwest::Client, String> {
+            let identity = tls::Identity::from_pem(&self.cert_pem, &self.key_pem)
+                .map_err(|e: TlsError| e.to_string())?;
+            let config = tls::client_config(
+                &self.ca_pem,
+                Some(identity),
+                PeerPolicy::Agent(host.to_owned()),
+            )
+            .map_err(|e| e.to_string())?;
+            reqwest::Client::builder()
+                .tls_backend_preconfigured((*config).clone())
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .pool_max_idle_per_host(1)
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        Ok(AgentClient {
+            host: host.to_owned(),
+            http: build().map_err(ScrapeError::Client)?,
+            timeout,
+        })
+    }
+}
+
+/// A client bound to one host.
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    host: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl AgentClient {
+    /// `GET /v1/info` in the binary codec, checked against the enrolled host
+    /// id and our protocol version.
+    ///
+    /// # Errors
+    /// A [`ScrapeError`] saying what failed.
+    pub async fn info(
+        &self,
+        address: SocketAddr,
+        request_id: &str,
+    ) -> Result<AgentInfo, ScrapeError> {
+        let url = format!("https://{address}/v1/info");
+        let call = async {
+            let response = self
+                .http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, BATCH_MEDIA_TYPE)
+                .header(REQUEST_ID_HEADER, request_id)
+                .send()
+                .await
+                .map_err(|e| ScrapeError::Transport(error_chain(&e)))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(ScrapeError::Status(status.as_u16()));
+            }
+            response
+                .bytes()
+                .await
+                .map_err(|e| ScrapeError::Transport(error_chain(&e)))
+        };
+        let body = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| ScrapeError::Timeout(self.timeout))??;
+        let (_, info): (u16, AgentInfo) =
+            codec::decode_frame(&body, &Limits::DEFAULT, is_compatible)?;
+        if !is_compatible(info.protocol_version) {
+            return Err(ScrapeError::Protocol {
+                agent: info.protocol_version,
+                ours: PROTOCOL_VERSION,
+            });
+        }
+        if info.host_id != self.host {
+            return Err(ScrapeError::HostMismatch {
+                expected: self.host.clone(),
+                found: info.host_id,
+            });
+        }
+        Ok(info)
+    }
+}
+
+/// An error and its causes on one line; reqwest hides the TLS reason in the
+/// chain.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

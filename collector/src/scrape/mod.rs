@@ -1,0 +1,336 @@
+//! The pull loop: one task per enrolled agent, a shared limit on pulls in
+//! flight.
+//!
+//! Sketch: a supervisor lists the enrolled hosts (at start, on every
+//! enrollment, and once per interval), starts a task for each new host and
+//! cancels the task of a host that left or moved. Each host task pulls at
+//! once (so the first round finishes quickly and the collector can report
+//! ready), then at a stable per-host offset within the interval, so a large
+//! fleet is spread over the interval instead of pulled in one burst. A slow or
+//! dead agent holds only its own task and one permit for at most the timeout.
+//!
+//! Today a pull is `GET /v1/info`, which tells up/down and the agent version;
+//! the sample pull of the time-series store hangs off the same task.
+
+pub mod client;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::hosts::{HostRecord, HostRegistry};
+use crate::metrics::Metrics;
+use client::{AgentClient, AgentClients};
+
+/// Scrape timing and limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ScrapeOptions {
+    /// Time between pulls of one agent.
+    pub interval: Duration,
+    /// Limit of one pull.
+    pub timeout: Duration,
+    /// Pulls in flight at most.
+    pub concurrency: usize,
+}
+
+/// The pull loop and what it needs.
+#[derive(Debug)]
+pub struct Scraper {
+    hosts: Arc<HostRegistry>,
+    clients: AgentClients,
+    metrics: Metrics,
+    options: ScrapeOptions,
+    permits: Arc<Semaphore>,
+    /// Hosts enrolled at the last listing, for the down gauge.
+    known: AtomicUsize,
+}
+
+impl Scraper {
+    /// A scraper over `hosts`.
+    pub fn new(
+        hosts: Arc<HostRegistry>,
+        clients: AgentClients,
+        metrics: Metrics,
+        options: ScrapeOptions,
+    ) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
+            known: AtomicUsize::new(0),
+            hosts,
+            clients,
+            metrics,
+            options,
+        }
+    }
+
+    /// Runs until `shutdown`; calls `on_first_round` once every host enrolled
+    /// at start has been pulled once (at once when there are none).
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        on_first_round: impl FnOnce() + Send + 'static,
+    ) {
+        let tasks = TaskTracker::new();
+        let mut running: HashMap<String, (HostRecord, CancellationToken)> = HashMap::new();
+        let mut on_first_round = Some(on_first_round);
+
+        loop {
+            let listed = {
+                let hosts = self.hosts.clone();
+                tokio::task::spawn_blocking(move || hosts.list()).await
+            };
+            match listed {
+                Ok(Ok(hosts)) => {
+                    let mut first_round = Vec::new();
+                    self.reconcile(
+                        &hosts,
+                        &mut running,
+                        &tasks,
+                        &shutdown,
+                        &mut first_round,
+                        on_first_round.is_some(),
+                    );
+                    if let Some(done) = on_first_round.take() {
+                        tasks.spawn(async move {
+                            for receiver in first_round {
+                                // A dropped sender (task cancelled) counts as done.
+                                let _ = receiver.await;
+                            }
+                            done();
+                        });
+                    }
+                    self.known.store(hosts.len(), Ordering::Relaxed);
+                    self.update_gauges();
+                }
+                Ok(Err(err)) => tracing::error!(error = %err, "cannot list enrolled hosts"),
+                Err(err) => tracing::error!(error = %err, "host listing task failed"),
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = self.hosts.changed() => {}
+                () = tokio::time::sleep(self.options.interval) => {}
+            }
+        }
+        for (_, (_, cancel)) in running.drain() {
+            cancel.cancel();
+        }
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    /// Starts tasks for new or moved hosts, stops those of hosts gone.
+    fn reconcile(
+        self: &Arc<Self>,
+        hosts: &[HostRecord],
+        running: &mut HashMap<String, (HostRecord, CancellationToken)>,
+        tasks: &TaskTracker,
+        shutdown: &CancellationToken,
+        first_round: &mut Vec<oneshot::Receiver<()>>,
+        track_first_round: bool,
+    ) {
+        running.retain(|id, (record, cancel)| {
+            let keep = hosts.iter().any(|h| h == record);
+            if !keep {
+                tracing::info!(host = %id, "host left or moved; stopping its scrape task");
+                cancel.cancel();
+            }
+            keep
+        });
+        self.hosts
+            .retain_status(|id| hosts.iter().any(|h| h.id == id));
+        for host in hosts {
+            if running.contains_key(&host.id) {
+                continue;
+            }
+            let cancel = shutdown.child_token();
+            let (sender, receiver) = oneshot::channel();
+            if track_first_round {
+                first_round.push(receiver);
+            }
+            running.insert(host.id.clone(), (host.clone(), cancel.clone()));
+            let span = tracing::info_span!("scrape", host = %host.id);
+            tasks.spawn(
+                self.clone()
+                    .host_loop(host.clone(), cancel, sender)
+                    .instrument(span),
+            );
+        }
+    }
+
+    async fn host_loop(
+        self: Arc<Self>,
+        host: HostRecord,
+        cancel: CancellationToken,
+        first: oneshot::Sender<()>,
+    ) {
+        let mut first = Some(first);
+        let mut client: Option<AgentClient> = None;
+        let offset = stable_offset(&host.id, self.options.interval);
+        let mut next = Instant::now();
+        let mut previous: Option<Result<(), String>> = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep_until(next) => {}
+            }
+            let outcome = match &client {
+                Some(c) => self.scrape_once(&host, c, &cancel).await,
+                None => match self.clients.client_for(&host.id, self.options.timeout) {
+                    Ok(c) => {
+                        let outcome = self.scrape_once(&host, &c, &cancel).await;
+                        client = Some(c);
+                        outcome
+                    }
+                    Err(err) => Some(Err(err.to_string())),
+                },
+            };
+            let Some(outcome) = outcome else { return };
+            self.record(&host, &outcome, previous.as_ref());
+            previous = Some(outcome);
+            if let Some(first) = first.take() {
+                let _ = first.send(());
+                // After the first pull, fall into this host's slot.
+                next = Instant::now() + offset;
+            } else {
+                next += self.options.interval;
+                let now = Instant::now();
+                if next < now {
+                    next = now + self.options.interval;
+                }
+            }
+        }
+    }
+
+    /// One pull; `None` when cancelled while waiting for a permit.
+    async fn scrape_once(
+        &self,
+        host: &HostRecord,
+        client: &AgentClient,
+        cancel: &CancellationToken,
+    ) -> Option<Result<(), String>> {
+        let _permit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return None,
+            permit = self.permits.clone().acquire_owned() => permit.ok()?,
+        };
+        let started = Instant::now();
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let result = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return None,
+            result = client.info(host.address, &request_id) => result,
+        };
+        self.metrics
+            .scrape_duration
+            .observe(started.elapsed().as_secs_f64());
+        let now = crate::unix_ms();
+        let mut status = self.hosts.status(&host.id);
+        status.last_scrape_unix_ms = Some(now);
+        let outcome = match result {
+            Ok(info) => {
+                status.up = true;
+                status.last_error = None;
+                status.agent_version = Some(info.agent_version);
+                Ok(())
+            }
+            Err(err) => {
+                status.up = false;
+                status.last_error = Some(err.to_string());
+                Err(err.to_string())
+            }
+        };
+        self.hosts.set_status(&host.id, status);
+        self.update_gauges();
+        Some(outcome)
+    }
+
+    fn update_gauges(&self) {
+        let up = self.hosts.up_count();
+        let down = self.known.load(Ordering::Relaxed).saturating_sub(up);
+        self.metrics.hosts.with_label_values(&["up"]).set(gauge(up));
+        self.metrics
+            .hosts
+            .with_label_values(&["down"])
+            .set(gauge(down));
+    }
+
+    /// Counts every outcome; logs only when it changes.
+    fn record(
+        &self,
+        host: &HostRecord,
+        outcome: &Result<(), String>,
+        previous: Option<&Result<(), String>>,
+    ) {
+        let label = if outcome.is_ok() {
+            "success"
+        } else {
+            "failure"
+        };
+        self.metrics.scrapes.with_label_values(&[label]).inc();
+        if previous == Some(outcome) {
+            return;
+        }
+        match outcome {
+            Ok(()) => tracing::info!(host = %host.id, address = %host.address, "host up"),
+            Err(err) => {
+                tracing::warn!(host = %host.id, address = %host.address, error = %err, "host down")
+            }
+        }
+    }
+}
+
+/// A per-host offset in `[0, interval)`, stable across restarts.
+fn stable_offset(host: &str, interval: Duration) -> Duration {
+    // FNV-1a: std's hasher is randomly seeded per process.
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for b in bytes {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    host.hash(&mut hasher);
+    let nanos = u64::try_from(interval.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    Duration::from_nanos(hasher.finish() % nanos)
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_stable_and_within_the_interval() {
+        let interval = Duration::from_secs(10);
+        let a = stable_offset("web1", interval);
+        assert_eq!(a, stable_offset("web1", interval));
+        assert!(a < interval);
+        let spread: std::collections::HashSet<_> = (0..100)
+            .map(|i| stable_offset(&format!("host{i}"), interval).as_secs())
+            .collect();
+        assert!(
+            spread.len() >= 8,
+            "offsets spread over the interval: {spread:?}"
+        );
+    }
+}

@@ -1,0 +1,425 @@
+//! `GET /v1/samples?after=SEQ&max=N`: the sample batches the collector pulls from an agent's
+//! buffer.
+//!
+//! The agent numbers each sample pass (a *round*: one timestamp, many series) with a sequence
+//! number from a monotonic counter starting at 1. The collector keeps a cursor, the last
+//! sequence it stored durably, and asks for what comes after it; the answer's
+//! [`SampleBatch::next_after`] is the cursor for the next request. So after any outage the
+//! collector asks again from its cursor and gets exactly what it has not stored.
+//!
+//! A batch is self-contained: [`SampleBatch::series`] defines, once, every series id its
+//! rounds use, and ids mean nothing outside that batch. Labels therefore travel once per
+//! series per request, values as `(id, f64)` pairs; the collector keeps no dictionary state
+//! across requests, so a collector restart needs nothing but its cursor.
+//!
+//! Rounds that left the agent's buffer (evicted by age or size) before the collector asked
+//! are reported as a [`Gap`], never silently skipped.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Rounds per batch when the request gives no `max`.
+pub const DEFAULT_MAX_ROUNDS: u32 = 500;
+/// The largest `max` an agent honours; a larger request is served this many rounds.
+/// With a typical host (~2,000 series) a full batch stays well under
+/// [`crate::codec::Limits::DEFAULT`].
+pub const MAX_ROUNDS: u32 = 5_000;
+
+/// The query string of `GET /v1/samples`: `?after=SEQ&max=N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamplesQuery {
+    /// Return rounds with a sequence number greater than this; `0` asks from the oldest
+    /// round still buffered.
+    pub after: u64,
+    /// At most this many rounds, `1..=`[`MAX_ROUNDS`] (larger values are clamped); absent
+    /// means [`DEFAULT_MAX_ROUNDS`].
+    #[serde(default)]
+    pub max: Option<u32>,
+}
+
+impl SamplesQuery {
+    /// The number of rounds to serve: `max` clamped to `1..=MAX_ROUNDS`, or the default.
+    pub fn effective_max(&self) -> u32 {
+        self.max.unwrap_or(DEFAULT_MAX_ROUNDS).clamp(1, MAX_ROUNDS)
+    }
+}
+
+/// One answer of `GET /v1/samples`.
+///
+/// Invariants ([`SampleBatch::validate`] checks them on the collector side):
+/// - `rounds` are in strictly increasing `seq` order, and `first_seq`/`last_seq` are the
+///   first and last round's `seq`; an empty batch has `first_seq == last_seq == 0`;
+/// - `next_after >= last_seq` (it equals `last_seq` when rounds were served; with no rounds
+///   it is the request's `after`, or `gap.last_missing` when a gap was reported);
+/// - every series id used in `rounds` is defined exactly once in `series`;
+/// - a gap lies before `first_seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleBatch {
+    /// Sequence number of the first round in `rounds`; 0 when there is none.
+    pub first_seq: u64,
+    /// Sequence number of the last round in `rounds`; 0 when there is none.
+    pub last_seq: u64,
+    /// The cursor to send as `after` in the next request. The collector stores it only
+    /// once the rounds of this batch are durable in its own store.
+    pub next_after: u64,
+    /// Whether more rounds were already buffered beyond `max`: ask again at once rather than
+    /// at the next scrape interval.
+    pub more: bool,
+    /// Rounds after the requested cursor that the agent no longer holds (evicted by its
+    /// buffer's age or size bound); `None` when nothing was lost.
+    pub gap: Option<Gap>,
+    /// The series dictionary for this batch: each id used in `rounds` exactly once.
+    pub series: Vec<SeriesDef>,
+    /// The rounds, oldest first.
+    pub rounds: Vec<Round>,
+}
+
+/// Sequence numbers `first_missing..=last_missing` were dropped from the agent's buffer
+/// before the collector asked for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The first sequence number lost (inclusive).
+    pub first_missing: u64,
+    /// The last sequence number lost (inclusive), `>= first_missing`.
+    pub last_missing: u64,
+}
+
+/// A dictionary entry: what series `id` means within one [`SampleBatch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesDef {
+    /// The id [`SeriesValue::series`] refers to; unique within the batch.
+    pub id: u32,
+    /// The metric name (`node_memory_MemAvailable_bytes`), not repeated as a label.
+    pub metric: String,
+    /// The labels, sorted by name, names unique (`device`, `mountpoint`, ...).
+    pub labels: Vec<Label>,
+}
+
+/// One label of a series.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Label {
+    /// The label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
+    pub name: String,
+    /// The label value, any UTF-8.
+    pub value: String,
+}
+
+/// One sample pass: every value taken at one instant, under one sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Round {
+    /// The round's sequence number (from 1, strictly increasing, never reused).
+    pub seq: u64,
+    /// When the pass ran, in milliseconds since the Unix epoch (UTC).
+    pub timestamp_unix_ms: u64,
+    /// The values, at most one per series.
+    pub values: Vec<SeriesValue>,
+}
+
+/// One value of one series in a [`Round`].
+///
+/// bincode carries the `f64` bit for bit (NaN, infinities). JSON has no NaN or infinity:
+/// there they appear as `null`, so the JSON form is for reading, not for re-ingesting.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeriesValue {
+    /// A [`SeriesDef::id`] of the same batch.
+    pub series: u32,
+    /// The sample value, in the metric's base unit.
+    pub value: f64,
+}
+
+/// A [`SampleBatch`] invariant that does not hold; the collector refuses such a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// `first_seq`/`last_seq` do not match the rounds (or are not 0 with no rounds).
+    #[error("first_seq {first_seq} / last_seq {last_seq} do not match the rounds")]
+    SeqBounds {
+        /// The batch's `first_seq`.
+        first_seq: u64,
+        /// The batch's `last_seq`.
+        last_seq: u64,
+    },
+    /// A round's sequence number is not greater than the previous one's.
+    #[error("round seq {seq} does not follow {previous}")]
+    SeqOrder {
+        /// The round's sequence number.
+        seq: u64,
+        /// The previous round's sequence number.
+        previous: u64,
+    },
+    /// `next_after` is behind the last round.
+    #[error("next_after {next_after} is before last_seq {last_seq}")]
+    CursorBehind {
+        /// The batch's `next_after`.
+        next_after: u64,
+        /// The batch's `last_seq`.
+        last_seq: u64,
+    },
+    /// The gap is empty or overlaps the rounds.
+    #[error("gap {first_missing}..={last_missing} is inverted or overlaps the rounds")]
+    BadGap {
+        /// The gap's first missing sequence number.
+        first_missing: u64,
+        /// The gap's last missing sequence number.
+        last_missing: u64,
+    },
+    /// A series id is defined twice.
+    #[error("series id {id} is defined twice")]
+    DuplicateSeries {
+        /// The id.
+        id: u32,
+    },
+    /// A series' labels are not sorted by name or repeat a name.
+    #[error("labels of series id {id} are not sorted by unique name")]
+    UnsortedLabels {
+        /// The series id.
+        id: u32,
+    },
+    /// A round uses a series id the dictionary does not define.
+    #[error("round seq {seq} uses undefined series id {id}")]
+    UndefinedSeries {
+        /// The round's sequence number.
+        seq: u64,
+        /// The undefined id.
+        id: u32,
+    },
+    /// A round carries two values for one series.
+    #[error("round seq {seq} has two values for series id {id}")]
+    DuplicateValue {
+        /// The round's sequence number.
+        seq: u64,
+        /// The repeated id.
+        id: u32,
+    },
+}
+
+impl SampleBatch {
+    /// A batch with no rounds: nothing after `after` is buffered (yet).
+    pub fn empty(after: u64) -> Self {
+        SampleBatch {
+            first_seq: 0,
+            last_seq: 0,
+            next_after: after,
+            more: false,
+            gap: None,
+            series: Vec::new(),
+            rounds: Vec::new(),
+        }
+    }
+
+    /// Checks the invariants listed on [`SampleBatch`]; the first one broken is returned.
+    /// Linear in the batch size.
+    pub fn validate(&self) -> Result<(), BatchError> {
+        let bounds = match (self.rounds.first(), self.rounds.last()) {
+            (Some(first), Some(last)) => (first.seq, last.seq),
+            _ => (0, 0),
+        };
+        if (self.first_seq, self.last_seq) != bounds {
+            return Err(BatchError::SeqBounds {
+                first_seq: self.first_seq,
+                last_seq: self.last_seq,
+            });
+        }
+        for pair in self.rounds.windows(2) {
+            if pair[1].seq <= pair[0].seq {
+                return Err(BatchError::SeqOrder {
+                    seq: pair[1].seq,
+                    previous: pair[0].seq,
+                });
+            }
+        }
+        if self.next_after < self.last_seq {
+            return Err(BatchError::CursorBehind {
+                next_after: self.next_after,
+                last_seq: self.last_seq,
+            });
+        }
+        if let Some(gap) = self.gap {
+            let overlaps = !self.rounds.is_empty() && gap.last_missing >= self.first_seq;
+            if gap.first_missing > gap.last_missing || overlaps {
+                return Err(BatchError::BadGap {
+                    first_missing: gap.first_missing,
+                    last_missing: gap.last_missing,
+                });
+            }
+        }
+        let mut defined = HashSet::with_capacity(self.series.len());
+        for def in &self.series {
+            if !defined.insert(def.id) {
+                return Err(BatchError::DuplicateSeries { id: def.id });
+            }
+            if def.labels.windows(2).any(|p| p[0].name >= p[1].name) {
+                return Err(BatchError::UnsortedLabels { id: def.id });
+            }
+        }
+        let mut seen = HashSet::new();
+        for round in &self.rounds {
+            seen.clear();
+            for value in &round.values {
+                if !defined.contains(&value.series) {
+                    return Err(BatchError::UndefinedSeries {
+                        seq: round.seq,
+                        id: value.series,
+                    });
+                }
+                if !seen.insert(value.series) {
+                    return Err(BatchError::DuplicateValue {
+                        seq: round.seq,
+                        id: value.series,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+
+    fn batch() -> SampleBatch {
+        SampleBatch {
+            first_seq: 11,
+            last_seq: 12,
+            next_after: 12,
+            more: true,
+            gap: Some(Gap {
+                first_missing: 5,
+                last_missing: 10,
+            }),
+            series: vec![
+                SeriesDef {
+                    id: 0,
+                    metric: "node_load1".to_owned(),
+                    labels: vec![],
+                },
+                SeriesDef {
+                    id: 1,
+                    metric: "node_filesystem_avail_bytes".to_owned(),
+                    labels: vec![
+                        Label {
+                            name: "device".to_owned(),
+                            value: "/dev/sda1".to_owned(),
+                        },
+                        Label {
+                            name: "mountpoint".to_owned(),
+                            value: "/".to_owned(),
+                        },
+                    ],
+                },
+            ],
+            rounds: vec![
+                Round {
+                    seq: 11,
+                    timestamp_unix_ms: 1_700_000_000_000,
+                    values: vec![
+                        SeriesValue {
+                            series: 0,
+                            value: 0.5,
+                        },
+                        SeriesValue {
+                            series: 1,
+                            value: 1.0e9,
+                        },
+                    ],
+                },
+                Round {
+                    seq: 12,
+                    timestamp_unix_ms: 1_700_000_010_000,
+                    values: vec![SeriesValue {
+                        series: 0,
+                        value: f64::INFINITY,
+                    }],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn well_formed_batch_validates() {
+        batch().validate().unwrap();
+        SampleBatch::empty(42).validate().unwrap();
+    }
+
+    #[test]
+    fn validate_names_the_broken_invariant() {
+        let mut b = batch();
+        b.rounds[1].seq = 11;
+        b.last_seq = 11;
+        assert_eq!(
+            b.validate(),
+            Err(BatchError::SeqOrder {
+                seq: 11,
+                previous: 11
+            })
+        );
+
+        let mut b = batch();
+        b.rounds[0].values[0].series = 7;
+        assert_eq!(
+            b.validate(),
+            Err(BatchError::UndefinedSeries { seq: 11, id: 7 })
+        );
+
+        let mut b = batch();
+        b.series[1].labels.reverse();
+        assert_eq!(b.validate(), Err(BatchError::UnsortedLabels { id: 1 }));
+
+        let mut b = batch();
+        b.gap = Some(Gap {
+            first_missing: 5,
+            last_missing: 11,
+        });
+        assert!(matches!(b.validate(), Err(BatchError::BadGap { .. })));
+
+        let mut b = batch();
+        b.next_after = 3;
+        assert!(matches!(b.validate(), Err(BatchError::CursorBehind { .. })));
+
+        let mut b = batch();
+        b.first_seq = 10;
+        assert!(matches!(b.validate(), Err(BatchError::SeqBounds { .. })));
+    }
+
+    #[test]
+    fn query_max_is_defaulted_and_clamped() {
+        let q = |max| SamplesQuery { after: 0, max };
+        assert_eq!(q(None).effective_max(), DEFAULT_MAX_ROUNDS);
+        assert_eq!(q(Some(0)).effective_max(), 1);
+        assert_eq!(q(Some(u32::MAX)).effective_max(), MAX_ROUNDS);
+    }
+
+    #[test]
+    fn codec_round_trip_keeps_non_finite_values() {
+        let mut b = batch();
+        b.rounds[1].values[0].value = f64::from_bits(0x7ff8_0000_dead_beef);
+        let frame = codec::encode_frame(&b, crate::protocol::PROTOCOL_VERSION, 3).unwrap();
+        let (_, back): (u16, SampleBatch) =
+            codec::decode_frame(&frame, &codec::Limits::DEFAULT, crate::protocol::is_compatible)
+                .unwrap();
+        assert_eq!(
+            back.rounds[1].values[0].value.to_bits(),
+            0x7ff8_0000_dead_beef
+        );
+        assert_eq!(back.rounds[0], b.rounds[0]);
+        assert_eq!(back.series, b.series);
+    }
+
+    #[test]
+    fn json_shape_is_readable() {
+        let json = serde_json::to_value(batch()).unwrap();
+        assert_eq!(json["gap"], serde_json::json!({"first_missing": 5, "last_missing": 10}));
+        assert_eq!(
+            json["series"][1]["labels"][0],
+            serde_json::json!({"name": "device", "value": "/dev/sda1"})
+        );
+        assert_eq!(
+            json["rounds"][0]["values"][0],
+            serde_json::json!({"series": 0, "value": 0.5})
+        );
+        // JSON cannot carry infinity; serde_json writes null.
+        assert_eq!(json["rounds"][1]["values"][0]["value"], serde_json::Value::Null);
+    }
+}

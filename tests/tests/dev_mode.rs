@@ -1,0 +1,140 @@
+//! `muster-collector dev`: one command gives a collector and a local agent;
+//! a second start reuses everything; SIGTERM stops both; the agent never
+//! outlives the collector, even after a SIGKILL.
+
+use std::process::Command;
+
+use muster_tests::{Proc, bin, free_port, http_client, pid_alive, runtime, wait_for};
+use nix::sys::signal::Signal;
+
+fn start_dev(dir: &std::path::Path, port: u16, log: &str) -> Proc {
+    Proc::start(
+        "dev",
+        Command::new(bin("muster-collector")).args([
+            "dev",
+            "--data-dir",
+            dir.join("muster-dev").to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ]),
+        dir.join(log),
+    )
+}
+
+fn hosts(port: u16, token: &str) -> Option<serde_json::Value> {
+    let client = http_client(None);
+    runtime().block_on(async move {
+        let response = client
+            .get(format!("http://127.0.0.1:{port}/api/v1/hosts"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .ok()?;
+        response.json().await.ok()
+    })
+}
+
+/// PIDs of processes whose command line mentions `needle`.
+fn pids_with(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) && pid_alive(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn dev_mode_starts_reuses_and_stops_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut dev = start_dev(tmp.path(), port, "dev1.log");
+    let token_path = tmp.path().join("muster-dev/admin.token");
+    let token = wait_for("admin token written", || {
+        std::fs::read_to_string(&token_path).ok()
+    });
+    let token = token.trim().to_owned();
+
+    let host = wait_for("the local agent is up", || {
+        hosts(port, &token)?
+            .as_array()?
+            .iter()
+            .find(|h| h["status"] == "up")
+            .cloned()
+    });
+    assert!(host["address"].as_str().unwrap().starts_with("127.0.0.1:"));
+    let out = dev.log();
+    assert!(
+        out.contains(&format!("http://127.0.0.1:{port}")),
+        "prints the URL:\n{out}"
+    );
+    assert!(
+        out.contains("admin.token"),
+        "says where the token is:\n{out}"
+    );
+
+    // Both configs reproduce the setup as two processes.
+    let dir = tmp.path().join("muster-dev");
+    for (binary, config) in [
+        ("muster-collector", "collector.toml"),
+        ("muster-agent", "agent.toml"),
+    ] {
+        let out = muster_tests::run(Command::new(bin(binary)).args([
+            "check-config",
+            "--config",
+            dir.join(config).to_str().unwrap(),
+        ]));
+        assert!(
+            out.status.success(),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let agent_config = dir.join("agent.toml");
+    let agents = pids_with(agent_config.to_str().unwrap());
+    assert_eq!(agents.len(), 1, "one agent child");
+    assert!(
+        dev.stop().success(),
+        "dev exits 0 on SIGTERM:\n{}",
+        dev.log()
+    );
+    wait_for("the agent child stops with dev mode", || {
+        (!pid_alive(agents[0])).then_some(())
+    });
+
+    // Second start: same token, same host, nothing recreated.
+    let mut dev = start_dev(tmp.path(), port, "dev2.log");
+    wait_for("the local agent is up again", || {
+        hosts(port, &token)?
+            .as_array()?
+            .iter()
+            .find(|h| h["status"] == "up" && h["id"] == host["id"])
+            .cloned()
+    });
+    assert!(dev.log().contains("reusing dev folder"), "{}", dev.log());
+    assert_eq!(std::fs::read_to_string(&token_path).unwrap().trim(), token);
+    assert!(dev.stop().success());
+}
+
+#[test]
+fn the_agent_child_never_outlives_a_killed_parent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dev = start_dev(tmp.path(), port, "dev.log");
+    let agent_config = tmp.path().join("muster-dev/agent.toml");
+    let agent = wait_for("the agent child runs", || {
+        let pids = pids_with(agent_config.to_str().unwrap());
+        (pids.len() == 1).then(|| pids[0])
+    });
+    dev.signal(Signal::SIGKILL);
+    wait_for("the agent child exits after its parent was killed", || {
+        (!pid_alive(agent)).then_some(())
+    });
+    drop(dev);
+}
