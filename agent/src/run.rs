@@ -111,7 +111,9 @@ pub async fn run(
         local_addr,
         host_id: host_id.clone(),
     });
+    muster_shared::serve::notify_ready();
     server.await;
+    muster_shared::serve::notify_stopping();
 
     tokio::task::spawn_blocking(move || store.flush())
         .await

@@ -273,6 +273,8 @@ fn agent_command(layout: &DevLayout, log_format: LogFormat) -> anyhow::Result<Co
                 LogFormat::Json => "json",
             },
         )
+        // systemd readiness is the parent's to report.
+        .env_remove("NOTIFY_SOCKET")
         .kill_on_drop(true);
     die_with_parent(&mut command);
     Ok(command)

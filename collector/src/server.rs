@@ -144,6 +144,8 @@ pub async fn serve(
         "collector started"
     );
     on_started(&started);
+    // systemd's "ready" is "serving": /health/ready tells the scrape state.
+    muster_shared::serve::notify_ready();
     serve_http(
         listener,
         tls,
@@ -153,6 +155,7 @@ pub async fn serve(
     )
     .await;
 
+    muster_shared::serve::notify_stopping();
     shutdown.cancel();
     tasks.close();
     if tokio::time::timeout(TASK_DEADLINE, tasks.wait())

@@ -184,6 +184,21 @@ pub async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// Tells systemd (`Type=notify`) the service is ready; a no-op outside
+/// systemd. A failure is logged: the service works, systemd just waits.
+pub fn notify_ready() {
+    if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %err, "cannot notify systemd of readiness");
+    }
+}
+
+/// Tells systemd the service is stopping; a no-op outside systemd.
+pub fn notify_stopping() {
+    if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Stopping]) {
+        tracing::debug!(error = %err, "cannot notify systemd of stopping");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,10 @@
 //! This is the only module that uses bincode, so the byte format can change in one place,
 //! behind the version in the frame header. It owns:
 //!
-//! - [frames](frame) for the wire ([`encode_frame`] / [`decode_frame`]): a 16-byte
+//! - frames for the wire ([`encode_frame`] / [`decode_frame`]): a 16-byte
 //!   [`FrameHeader`] (magic, protocol version, flags, lengths) then a payload that is bincode,
 //!   zstd-compressed when that makes it smaller;
-//! - [plain values](value) for the store ([`encode_value`] / [`decode_value`]): bincode with
+//! - plain values for the store ([`encode_value`] / [`decode_value`]): bincode with
 //!   no header.
 //!
 //! It leaves out what the bytes mean (that is [`crate::protocol`]) and which protocol
@@ -143,3 +143,6 @@ pub enum CodecError {
         extra: usize,
     },
 }
+
+#[cfg(test)]
+mod tests;

@@ -155,7 +155,10 @@ mod tests {
         for len in [0, 1, 4000, 4083, 4096, 4097, 70_000, 300_000] {
             let value = (7_u64, 2_u64, vec![0xA5_u8; len]);
             let bytes = encode_value(&value).unwrap();
-            assert_eq!(decode_value::<(u64, u64, Vec<u8>)>(&bytes, 1 << 20).unwrap(), value);
+            assert_eq!(
+                decode_value::<(u64, u64, Vec<u8>)>(&bytes, 1 << 20).unwrap(),
+                value
+            );
 
             let ints = vec![0_u128; len];
             let bytes = encode_value(&ints).unwrap();

@@ -89,7 +89,10 @@ mod tests {
     fn codec_round_trip() {
         let req = request();
         let bytes = codec::encode_value(&req).unwrap();
-        assert_eq!(codec::decode_value::<EnrollRequest>(&bytes, 1 << 20).unwrap(), req);
+        assert_eq!(
+            codec::decode_value::<EnrollRequest>(&bytes, 1 << 20).unwrap(),
+            req
+        );
 
         let resp = EnrollResponse {
             host_id: "web1".to_owned(),
@@ -97,6 +100,9 @@ mod tests {
             ca_pem: "ca".to_owned(),
         };
         let bytes = codec::encode_value(&resp).unwrap();
-        assert_eq!(codec::decode_value::<EnrollResponse>(&bytes, 1 << 20).unwrap(), resp);
+        assert_eq!(
+            codec::decode_value::<EnrollResponse>(&bytes, 1 << 20).unwrap(),
+            resp
+        );
     }
 }

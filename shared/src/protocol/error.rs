@@ -37,6 +37,9 @@ mod tests {
     fn codec_round_trip() {
         let body = ErrorBody::new("nope");
         let bytes = crate::codec::encode_value(&body).unwrap();
-        assert_eq!(crate::codec::decode_value::<ErrorBody>(&bytes, 1024).unwrap(), body);
+        assert_eq!(
+            crate::codec::decode_value::<ErrorBody>(&bytes, 1024).unwrap(),
+            body
+        );
     }
 }

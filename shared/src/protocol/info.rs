@@ -95,6 +95,9 @@ mod tests {
     fn codec_round_trip() {
         let info = sample();
         let bytes = codec::encode_value(&info).unwrap();
-        assert_eq!(codec::decode_value::<AgentInfo>(&bytes, 1 << 20).unwrap(), info);
+        assert_eq!(
+            codec::decode_value::<AgentInfo>(&bytes, 1 << 20).unwrap(),
+            info
+        );
     }
 }

@@ -218,7 +218,10 @@ mod tests {
                 spec,
             };
             let bytes = codec::encode_value(&req).unwrap();
-            assert_eq!(codec::decode_value::<JobRequest>(&bytes, 1 << 20).unwrap(), req);
+            assert_eq!(
+                codec::decode_value::<JobRequest>(&bytes, 1 << 20).unwrap(),
+                req
+            );
         }
         for state in [
             JobState::Queued,
@@ -238,7 +241,10 @@ mod tests {
                 finished_at_unix_ms: state.is_terminal().then_some(3),
             };
             let bytes = codec::encode_value(&status).unwrap();
-            assert_eq!(codec::decode_value::<JobStatus>(&bytes, 1 << 20).unwrap(), status);
+            assert_eq!(
+                codec::decode_value::<JobStatus>(&bytes, 1 << 20).unwrap(),
+                status
+            );
         }
     }
 }

@@ -396,9 +396,12 @@ mod tests {
         let mut b = batch();
         b.rounds[1].values[0].value = f64::from_bits(0x7ff8_0000_dead_beef);
         let frame = codec::encode_frame(&b, crate::protocol::PROTOCOL_VERSION, 3).unwrap();
-        let (_, back): (u16, SampleBatch) =
-            codec::decode_frame(&frame, &codec::Limits::DEFAULT, crate::protocol::is_compatible)
-                .unwrap();
+        let (_, back): (u16, SampleBatch) = codec::decode_frame(
+            &frame,
+            &codec::Limits::DEFAULT,
+            crate::protocol::is_compatible,
+        )
+        .unwrap();
         assert_eq!(
             back.rounds[1].values[0].value.to_bits(),
             0x7ff8_0000_dead_beef
@@ -410,7 +413,10 @@ mod tests {
     #[test]
     fn json_shape_is_readable() {
         let json = serde_json::to_value(batch()).unwrap();
-        assert_eq!(json["gap"], serde_json::json!({"first_missing": 5, "last_missing": 10}));
+        assert_eq!(
+            json["gap"],
+            serde_json::json!({"first_missing": 5, "last_missing": 10})
+        );
         assert_eq!(
             json["series"][1]["labels"][0],
             serde_json::json!({"name": "device", "value": "/dev/sda1"})
@@ -420,6 +426,9 @@ mod tests {
             serde_json::json!({"series": 0, "value": 0.5})
         );
         // JSON cannot carry infinity; serde_json writes null.
-        assert_eq!(json["rounds"][1]["values"][0]["value"], serde_json::Value::Null);
+        assert_eq!(
+            json["rounds"][1]["values"][0]["value"],
+            serde_json::Value::Null
+        );
     }
 }

@@ -72,7 +72,7 @@ impl XorShift {
 fn blob(key: u64, generation: u64) -> Blob {
     let mut rng = XorShift::new(key.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (generation + 1));
     let r = rng.next();
-    let len = if r % 8 == 0 {
+    let len = if r.is_multiple_of(8) {
         10 + (r >> 3) % (64 * 1024 - 9)
     } else {
         10 + (r >> 3) % 1000
@@ -96,12 +96,13 @@ fn host_key(step: u64) -> String {
 /// Step `n` in `values`: insert `n`, overwrite `n - 5` with generation 1, remove `n - 20`
 /// unless it is a multiple of 10 (so the tree keeps growing slowly).
 fn removes_at(step: u64) -> Option<u64> {
-    (step > 20 && (step - 20) % 10 != 0).then(|| step - 20)
+    (step > 20 && !(step - 20).is_multiple_of(10)).then(|| step - 20)
 }
 
 fn expected_values(m: u64) -> BTreeMap<u64, Blob> {
     (1..=m)
-        .filter(|&k| !(k + 20 <= m && k % 10 != 0))
+        // Kept: not yet reached by `removes_at`, or exempt from it.
+        .filter(|&k| k + 20 > m || k.is_multiple_of(10))
         .map(|k| (k, blob(k, u64::from(k + 5 <= m))))
         .collect()
 }
@@ -186,7 +187,9 @@ fn verify(dir: &Path, floor: u64) -> Result<u64, String> {
         problems.push(format!("committed step {m} is behind flushed step {floor}"));
     }
     if m > floor + 1 {
-        problems.push(format!("committed step {m} is ahead of anything written ({floor} + 1)"));
+        problems.push(format!(
+            "committed step {m} is ahead of anything written ({floor} + 1)"
+        ));
     }
     match read_all::<u64, Blob>(&store, "values") {
         Ok(actual) if actual == expected_values(m) || actual == expected_values(m + 1) => {}
@@ -263,10 +266,10 @@ fn run_and_kill(dir: &Path, round: usize, delay: Duration) -> Result<Kill, Strin
     let take = |line: &str, kill: &mut Kill| {
         if line.contains("opened ") {
             kill.opened = true;
-        } else if let Some((_, n)) = line.rsplit_once("flushed ") {
-            if let Ok(n) = n.trim().parse() {
-                kill.last_flushed = Some(n);
-            }
+        } else if let Some((_, n)) = line.rsplit_once("flushed ")
+            && let Ok(n) = n.trim().parse()
+        {
+            kill.last_flushed = Some(n);
         }
     };
     if round % 5 != 4 {

@@ -3,7 +3,7 @@
 //!
 //! It owns opening the database ([`Store::open`], with a cache sized for the process instead
 //! of sled's 1 GiB default), typed trees ([`Tree`]: keys through [`Key`], values through
-//! [`Record`] as one schema byte + bincode, see [`record`]'s layout) and durability
+//! [`Record`] as one schema byte + bincode) and durability
 //! ([`Store::flush`]). It leaves out what is stored: the agent's buffer and jobs, the
 //! collector's tsdb, outbox and cursors each own their trees and their migrations.
 //! Multi-tree transactions are deliberately absent: each owner keeps what must change
@@ -140,9 +140,7 @@ pub enum StoreError {
         limit: usize,
     },
     /// A stored value was written under another [`Record::SCHEMA`]: migrate the tree.
-    #[error(
-        "value for key {key_hex} of tree {tree} has schema {found}, expected {expected}"
-    )]
+    #[error("value for key {key_hex} of tree {tree} has schema {found}, expected {expected}")]
     SchemaMismatch {
         /// The tree.
         tree: &'static str,
@@ -283,7 +281,9 @@ impl Store {
     /// [`StoreError::Store`] on I/O failure; then nothing is known to be durable beyond the
     /// previous successful flush.
     pub fn flush(&self) -> Result<usize, StoreError> {
-        self.db.flush().map_err(|source| self.store_error("flush", source))
+        self.db
+            .flush()
+            .map_err(|source| self.store_error("flush", source))
     }
 
     /// [`Store::flush`] without blocking the caller's thread: sled runs it on its own thread.

@@ -1,9 +1,5 @@
-//! How typed values become sled values, and back: one schema byte, then bincode.
-//!
-//! | offset | size | field                                        |
-//! |-------:|-----:|----------------------------------------------|
-//! | 0      | 1    | schema: the writer's [`Record::SCHEMA`]      |
-//! | 1      | n    | the value, [`crate::codec::encode_value`]    |
+//! How typed values become sled values, and back: one schema byte, then bincode (the
+//! layout is on [`Record`]).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,7 +11,12 @@ use crate::codec;
 /// every stored value can be read back under this bound.
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
 
-/// A value type of a [`super::Tree`].
+/// A value type of a [`super::Tree`]. Stored as:
+///
+/// | offset | size | field                                                   |
+/// |-------:|-----:|---------------------------------------------------------|
+/// | 0      | 1    | schema: the writer's [`Record::SCHEMA`]                 |
+/// | 1      | n    | the value, [`crate::codec::encode_value`] (bincode 2)   |
 ///
 /// The schema byte versions the value's shape: change the struct (a field added, removed or
 /// retyped) and bump `SCHEMA`. Reading a value written under another schema gives

@@ -95,7 +95,10 @@ fn u64_keys_iterate_in_numeric_order() {
 
     let mid: Vec<u64> = rounds.range(2..=256).map(|e| e.unwrap().0).collect();
     assert_eq!(mid, [2, 255, 256]);
-    let after: Vec<u64> = rounds.range((1_u64 << 40)..).map(|e| e.unwrap().0).collect();
+    let after: Vec<u64> = rounds
+        .range((1_u64 << 40)..)
+        .map(|e| e.unwrap().0)
+        .collect();
     assert_eq!(after, [1 << 40, u64::MAX]);
     #[allow(clippy::reversed_empty_ranges)]
     let inverted = rounds.range(300..2).count();
@@ -135,7 +138,10 @@ fn schema_mismatch_is_an_error_naming_tree_key_and_versions() {
             found,
             expected,
         } => {
-            assert_eq!((*tree, key_hex.as_str(), *found, *expected), ("jobs", "6a31", 1, 2));
+            assert_eq!(
+                (*tree, key_hex.as_str(), *found, *expected),
+                ("jobs", "6a31", 1, 2)
+            );
         }
         other => panic!("expected SchemaMismatch, got {other:?}"),
     }

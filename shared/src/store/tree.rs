@@ -217,12 +217,8 @@ impl<K: Key, V: Record> Tree<K, V> {
         new: Option<&V>,
     ) -> Result<Result<(), CasConflict<V>>, StoreError> {
         let key = key.to_key();
-        let old = old
-            .map(|v| encode_record(self.name, &key, v))
-            .transpose()?;
-        let new = new
-            .map(|v| encode_record(self.name, &key, v))
-            .transpose()?;
+        let old = old.map(|v| encode_record(self.name, &key, v)).transpose()?;
+        let new = new.map(|v| encode_record(self.name, &key, v)).transpose()?;
         match self
             .inner
             .compare_and_swap(key.as_slice(), old, new)
