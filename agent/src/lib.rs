@@ -4,10 +4,10 @@
 //! and enrolls itself with a one-time token; samplers, probes, backups and
 //! deploys arrive as later modules under the same API.
 //!
-//! - [`config`]: `agent.toml`.
-//! - [`api`]: the routes the collector calls.
-//! - [`run`]: `muster-agent run`, the server's lifecycle.
-//! - [`enroll`]: `muster-agent enroll`, key pair + CSR + pinned collector.
+//! - [`config`] — `agent.toml`.
+//! - [`api`] — the routes the collector calls.
+//! - [`run`] — `muster-agent run`, the server's lifecycle.
+//! - [`enroll`] — `muster-agent enroll`, key pair + CSR + pinned collector.
 
 pub mod api;
 pub mod config;

@@ -89,6 +89,11 @@ pub async fn token_create(
     request: TokenRequest,
     api_token: Option<String>,
 ) -> anyhow::Result<String> {
+    // Read the CA first: a command that fails must not leave a new store behind.
+    let ca_fingerprint = match &request {
+        TokenRequest::Enroll { .. } => Some(Pki::load(&settings.pki)?.ca_fingerprint()),
+        TokenRequest::Api { .. } => None,
+    };
     let store = {
         let path = settings.store_path();
         tokio::task::spawn_blocking(move || {
@@ -101,28 +106,23 @@ pub async fn token_create(
         .context("store open task failed")?
     };
     match store {
-        Ok(store) => {
-            let pki_paths = settings.pki.clone();
-            tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
-                let tokens = TokenStore::open(&store)?;
-                let now = crate::unix_ms();
-                let text = match request {
-                    TokenRequest::Api { role, name } => {
-                        tokens.create_api(role, &name, now)?.expose().to_owned()
-                    }
-                    TokenRequest::Enroll { host, ttl } => {
-                        let pki = Pki::load(&pki_paths)?;
-                        tokens
-                            .create_enroll(&host, ttl, pki.ca_fingerprint(), now)?
-                            .expose()
-                    }
-                };
-                store.flush()?;
-                Ok(text)
-            })
-            .await
-            .context("token task failed")?
-        }
+        Ok(store) => tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+            let tokens = TokenStore::open(&store)?;
+            let now = crate::unix_ms();
+            let text = match request {
+                TokenRequest::Api { role, name } => {
+                    tokens.create_api(role, &name, now)?.expose().to_owned()
+                }
+                TokenRequest::Enroll { host, ttl } => {
+                    let ca = ca_fingerprint.context("the CA fingerprint is read above")?;
+                    tokens.create_enroll(&host, ttl, ca, now)?.expose()
+                }
+            };
+            store.flush()?;
+            Ok(text)
+        })
+        .await
+        .context("token task failed")?,
         Err(StoreError::Locked { .. }) => {
             let Some(api_token) = api_token else {
                 bail!(

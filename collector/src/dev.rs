@@ -284,17 +284,17 @@ fn agent_command(layout: &DevLayout, log_format: LogFormat) -> anyhow::Result<Co
 /// ends, so the agent never outlives dev mode, even after a SIGKILL.
 #[allow(unsafe_code)]
 fn die_with_parent(command: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (prctl, getppid, _exit via kill of itself).
+    let parent = i32::try_from(std::process::id()).unwrap_or(-1);
+    // SAFETY: the closure runs in the forked child before exec. It calls only
+    // async-signal-safe functions (prctl, getppid) and does not allocate:
+    // errors are raw OS error codes.
     unsafe {
         command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Some(Signal::SIGTERM)).map_err(std::io::Error::from)?;
+            nix::sys::prctl::set_pdeathsig(Some(Signal::SIGTERM))
+                .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))?;
             // The parent may have died between fork and prctl.
-            if nix::unistd::getppid().as_raw() != i32::try_from(parent).unwrap_or(-1) {
-                return Err(std::io::Error::other(
-                    "parent exited before the agent started",
-                ));
+            if nix::unistd::getppid().as_raw() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

@@ -5,17 +5,17 @@
 //! its own metrics. Time series, alerts, deploys and backups arrive as later
 //! modules beside these.
 //!
-//! - [`config`]: `collector.toml`.
-//! - [`pki`]: the fleet CA and the collector's certificate on disk.
-//! - [`tokens`]: API tokens with roles, one-time enrollment tokens.
-//! - [`hosts`]: enrolled hosts and their up/down state.
-//! - [`enroll`]: signing an agent's CSR against a one-time token.
-//! - [`scrape`]: the pull loop.
-//! - [`api`]: the HTTP API.
-//! - [`metrics`]: the collector's own Prometheus metrics.
-//! - [`server`]: `muster-collector serve`, wiring the above together.
-//! - [`commands`]: `ca init`, `token create`.
-//! - [`dev`]: `muster-collector dev`.
+//! - [`config`] — `collector.toml`.
+//! - [`pki`] — the fleet CA and the collector's certificate on disk.
+//! - [`tokens`] — API tokens with roles, one-time enrollment tokens.
+//! - [`hosts`] — enrolled hosts and their up/down state.
+//! - [`enroll`] — signing an agent's CSR against a one-time token.
+//! - [`scrape`] — the pull loop.
+//! - [`api`] — the HTTP API.
+//! - [`metrics`] — the collector's own Prometheus metrics.
+//! - [`server`] — `muster-collector serve`, wiring the above together.
+//! - [`commands`] — `ca init`, `token create`.
+//! - [`dev`] — `muster-collector dev`.
 
 pub mod api;
 pub mod commands;

@@ -323,6 +323,31 @@ impl Collector {
         self.dir.path().join("collector.toml")
     }
 
+    /// Stops the collector (SIGTERM) and starts it again on the same data.
+    pub fn restart(&mut self) {
+        let status = self.proc.stop();
+        assert!(
+            status.success(),
+            "collector exits 0 on SIGTERM:\n{}",
+            self.proc.log()
+        );
+        let config = self.config_path();
+        self.proc = Proc::start(
+            "collector",
+            Command::new(bin("muster-collector")).args([
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+            ]),
+            self.dir.path().join("collector-restarted.log"),
+        );
+        wait_for("restarted collector answers /health/live", || {
+            self.get("/health/live", None)
+                .ok()
+                .filter(|(s, _)| *s == 200)
+        });
+    }
+
     /// GET `path` with an optional bearer token: (status, body).
     pub fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, String), reqwest::Error> {
         self.rt.block_on(async {

@@ -119,3 +119,46 @@ fn missing_config_file_is_named() {
     assert!(!out.status.success());
     assert!(stderr_of(&out).contains("/nonexistent/agent.toml: cannot read config"));
 }
+
+#[test]
+fn both_binaries_print_semver_and_commit() {
+    for out in [agent_cli(&["--version"]), collector_cli(&["--version"])] {
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+        assert!(
+            text.contains('(') && text.contains(')'),
+            "names the commit: {text}"
+        );
+    }
+}
+
+#[test]
+fn commands_that_fail_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    // No CA yet: an enrollment token can't be made, and no store appears.
+    let out = collector_cli(&[
+        "token",
+        "create",
+        "--data-dir",
+        data,
+        "--enroll",
+        "--host",
+        "web1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("run `muster-collector ca init` first"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!dir.path().join("data").exists(), "nothing written");
+    // serve without a CA says what to run and writes nothing.
+    let config = write(&dir, "collector.toml", "data_dir = \"data\"\n");
+    let out = collector_cli(&["serve", "--config", &config]);
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains("ca init"), "{}", stderr_of(&out));
+    assert!(!dir.path().join("data").exists(), "nothing written");
+}

@@ -249,6 +249,8 @@ impl Scraper {
                 Err(err.to_string())
             }
         };
+        // The request id is also in the agent's log line for this call.
+        tracing::debug!(host = %host.id, request_id = %request_id, ok = outcome.is_ok(), "scraped");
         self.hosts.set_status(&host.id, status);
         self.update_gauges();
         Some(outcome)
