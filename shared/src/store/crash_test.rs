@@ -12,7 +12,8 @@
 //! succeed, and checks: the committed step is at least the last `flushed` line it read (and
 //! at least what the previous reopen saw), each tree holds exactly the state after that step
 //! or, for the step the kill interrupted, exactly the state after the next one (a batch is
-//! whole or absent). 60 rounds; the seed comes from `MUSTER_STORE_CRASH_SEED` if set.
+//! whole or absent). While the writer runs, opening the store from the parent must give
+//! [`StoreError::Locked`]. 60 rounds; the seed comes from `MUSTER_STORE_CRASH_SEED` if set.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -221,6 +222,8 @@ struct Kill {
     last_flushed: Option<u64>,
     /// Whether the child had opened the store when it was killed.
     opened: bool,
+    /// Whether opening the store while the child held it gave [`StoreError::Locked`].
+    locked: bool,
 }
 
 /// Runs the writer until a random delay after it opened the store (or, one round in five,
@@ -260,6 +263,7 @@ fn run_and_kill(dir: &Path, round: usize, delay: Duration) -> Result<Kill, Strin
     let mut kill = Kill {
         last_flushed: None,
         opened: false,
+        locked: false,
     };
     // The harness prints `test <name> ... ` without a newline before the writer's first
     // line, so markers are searched, not expected at the start.
@@ -285,6 +289,14 @@ fn run_and_kill(dir: &Path, round: usize, delay: Duration) -> Result<Kill, Strin
                     return Err(format!("writer never opened the store: {stderr}"));
                 }
             }
+        }
+    }
+    if kill.opened {
+        // Another process holds the store: opening it must say so, and change nothing.
+        match Store::open(dir, StoreOptions::agent()) {
+            Err(StoreError::Locked { path }) if path == dir => kill.locked = true,
+            Err(other) => return Err(format!("open while the writer runs: {other:?}")),
+            Ok(_) => return Err("open while the writer runs succeeded".to_owned()),
         }
     }
     std::thread::sleep(delay);
@@ -321,12 +333,14 @@ fn killed_writer_never_loses_flushed_data() {
     let mut failures = Vec::new();
     let mut killed_while_writing = 0;
     let mut max_step_per_round = 0;
+    let mut locked_checks = 0;
     for round in 0..ITERATIONS {
         let delay = Duration::from_millis(rng.next() % (MAX_DELAY_MS + 1));
         let kill = match run_and_kill(&dir, round, delay) {
             Ok(kill) => kill,
             Err(e) => panic!("round {round}: {e} (seed {seed})"),
         };
+        locked_checks += usize::from(kill.locked);
         let reported = kill.last_flushed.unwrap_or(0);
         if kill.opened && kill.last_flushed.is_some() {
             killed_while_writing += 1;
@@ -353,8 +367,8 @@ fn killed_writer_never_loses_flushed_data() {
     let size = Store::open(&dir, StoreOptions::agent()).and_then(|s| s.size_on_disk());
     eprintln!(
         "store crash test: {ITERATIONS} rounds, {killed_while_writing} killed after a flush, \
-         {floor} steps committed (max {max_step_per_round} per round), {} failures, \
-         {:.1?}, store {size:?} bytes, seed {seed}",
+         {floor} steps committed (max {max_step_per_round} per round), {locked_checks} \
+         opens refused as Locked, {} failures, {:.1?}, store {size:?} bytes, seed {seed}",
         failures.len(),
         started.elapsed()
     );
@@ -364,6 +378,7 @@ fn killed_writer_never_loses_flushed_data() {
         failures.len(),
         failures.join("\n")
     );
+    assert_eq!(locked_checks, ITERATIONS - ITERATIONS / 5);
     assert!(
         killed_while_writing >= ITERATIONS / 2,
         "only {killed_while_writing} rounds killed the writer after a flush: the test did not \

@@ -62,6 +62,8 @@ fn values_round_trip_through_get_insert_remove() {
     assert_eq!(jobs.get(&key).unwrap(), None);
     assert_eq!(jobs.remove(&key).unwrap(), None);
     assert!(!jobs.contains_key(&key).unwrap());
+    // Before a flush the data may still be only in memory.
+    store.flush().unwrap();
     assert!(store.size_on_disk().unwrap() > 0);
 }
 
