@@ -13,3 +13,4 @@ pub mod api;
 pub mod config;
 pub mod enroll;
 pub mod run;
+pub mod sample;

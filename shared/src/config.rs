@@ -278,6 +278,96 @@ impl From<Duration> for std::time::Duration {
     }
 }
 
+/// A size written with its unit in config files: `"64MiB"`, `"512KiB"`,
+/// `"1GB"`, `"4096"` (bytes). Binary (KiB, MiB, GiB, TiB) and decimal (KB,
+/// MB, GB, TB) units are both accepted.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// From mebibytes.
+    pub const fn mib(n: u64) -> Self {
+        Self(n * 1024 * 1024)
+    }
+
+    /// The size in bytes.
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        for (unit, size) in UNITS {
+            if self.0 >= size && self.0 % size == 0 {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let bad = || format!("invalid size {s:?}; write it with a unit, e.g. \"64MiB\", \"512KiB\", \"1GB\"");
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "TiB" => 1 << 40,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            _ => return Err(bad()),
+        };
+        number.checked_mul(factor).map(Self).ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Accept a bare integer (bytes) as well as a string with a unit.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"64MiB\" or a number of bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// A secret value (token, password, webhook URL). Its `Debug` and `Display`
 /// print `<redacted>` so it never reaches a log line or an error.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -458,6 +548,17 @@ mod tests {
                 .starts_with("environment variable MUSTER_PORT (overrides `port`)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sizes_parse_with_units_and_print_back() {
+        assert_eq!("64MiB".parse::<ByteSize>(), Ok(ByteSize::mib(64)));
+        assert_eq!("1GB".parse::<ByteSize>(), Ok(ByteSize(1_000_000_000)));
+        assert_eq!("4096".parse::<ByteSize>(), Ok(ByteSize(4096)));
+        assert_eq!(ByteSize::mib(64).to_string(), "64MiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000B");
+        assert!("64 megs".parse::<ByteSize>().unwrap_err().contains("with a unit"));
+        assert!("99999999999TiB".parse::<ByteSize>().is_err());
     }
 
     #[test]

@@ -12,9 +12,8 @@
 //! existing dashboards work unchanged. Reading is split from parsing: `read_*`
 //! does the I/O, `parse_*` is a pure function tested on fixtures.
 
-pub mod config;
-pub mod exposition;
-pub mod scheduler;
+pub mod filter;
+pub mod paths;
 pub mod series;
 
 use std::path::PathBuf;
