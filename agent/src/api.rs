@@ -1,15 +1,19 @@
 //! The agent's HTTP API, served over mutual TLS to the collector.
 //!
 //! Routes: `GET /v1/info` (who this agent is; JSON, or the binary codec when
-//! the caller accepts [`BATCH_MEDIA_TYPE`]), `GET /health/live`,
-//! `GET /health/ready`. The TLS layer already refuses any client that is not
-//! the fleet's collector; `/v1/*` checks the peer's role again so a listener
-//! misconfigured without client auth still serves nothing.
+//! the caller accepts [`BATCH_MEDIA_TYPE`]), `GET /v1/samples?after=SEQ&max=N`
+//! (buffered rounds; the binary codec, or JSON when the caller accepts
+//! `application/json`), `GET /metrics` (the latest round in the Prometheus
+//! text format), `GET /health/live`, `GET /health/ready`. The TLS layer
+//! already refuses any client that is not the fleet's collector; `/v1/*` and
+//! `/metrics` check the peer's role again so a listener misconfigured without
+//! client auth still serves nothing. [`metrics_router`] serves `/metrics`
+//! alone, for the optional plain-HTTP Prometheus listener.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,10 +22,14 @@ use axum::{Json, Router};
 use muster_shared::codec;
 use muster_shared::protocol::error::ErrorBody;
 use muster_shared::protocol::info::AgentInfo;
+use muster_shared::protocol::samples::SamplesQuery;
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION};
 use muster_shared::serve::PeerInfo;
 use muster_shared::tls::Role;
 use serde::Serialize;
+
+use crate::buffer::Buffer;
+use crate::sample::exposition::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Exposition};
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -30,12 +38,18 @@ pub struct AgentState {
     pub info: Arc<AgentInfo>,
     /// Set once the store is open and the listener is up.
     pub ready: Arc<AtomicBool>,
+    /// The sample buffer `/v1/samples` reads.
+    pub buffer: Arc<Buffer>,
+    /// The latest round's text format.
+    pub exposition: Arc<Exposition>,
 }
 
 /// Builds the router; tests call it without a socket.
 pub fn router(state: AgentState) -> Router {
     let collector_only = Router::new()
         .route("/v1/info", get(info))
+        .route("/v1/samples", get(samples))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn(require_collector));
     let router = Router::new()
         .merge(collector_only)
@@ -61,8 +75,78 @@ async fn require_collector(request: Request, next: Next) -> Response {
     }
 }
 
+/// `/metrics` alone, for the plain-HTTP Prometheus listener.
+pub fn metrics_router(exposition: Arc<Exposition>) -> Router {
+    let router = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let exposition = exposition.clone();
+                async move { metrics_response(&exposition) }
+            }),
+        )
+        .fallback(not_found);
+    muster_shared::telemetry::with_request_tracing(router)
+}
+
 async fn info(State(state): State<AgentState>, headers: HeaderMap) -> Response {
     negotiate(&headers, state.info.as_ref())
+}
+
+async fn metrics(State(state): State<AgentState>) -> Response {
+    metrics_response(&state.exposition)
+}
+
+fn metrics_response(exposition: &Exposition) -> Response {
+    (
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        exposition.latest(),
+    )
+        .into_response()
+}
+
+/// `GET /v1/samples`: binary by default, JSON when asked for.
+async fn samples(
+    State(state): State<AgentState>,
+    headers: HeaderMap,
+    query: Result<Query<SamplesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "bad query: {}; expected ?after=SEQ&max=N",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    let buffer = state.buffer.clone();
+    let batch = match tokio::task::spawn_blocking(move || buffer.read(&query)).await {
+        Ok(Ok(batch)) => batch,
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "cannot read the sample buffer");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the sample buffer",
+            );
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "buffer read task failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
+    };
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
+    if wants_json {
+        Json(&batch).into_response()
+    } else {
+        encode_binary(&batch)
+    }
 }
 
 async fn live() -> Json<serde_json::Value> {
@@ -94,6 +178,10 @@ fn negotiate<T: Serialize>(headers: &HeaderMap, value: &T) -> Response {
     if !wants_binary {
         return Json(value).into_response();
     }
+    encode_binary(value)
+}
+
+fn encode_binary<T: Serialize>(value: &T) -> Response {
     match codec::encode_frame(value, PROTOCOL_VERSION, 3) {
         Ok(frame) => ([(header::CONTENT_TYPE, BATCH_MEDIA_TYPE)], frame).into_response(),
         Err(err) => {
@@ -120,7 +208,18 @@ mod tests {
     use tower::ServiceExt;
 
     fn state(ready: bool) -> AgentState {
+        // The store's folder is leaked for the test's life: the buffer keeps it open.
+        let dir = tempfile::tempdir().unwrap().keep();
+        let store = muster_shared::store::Store::open(
+            &dir.join("store"),
+            muster_shared::store::StoreOptions::agent(),
+        )
+        .unwrap();
+        let buffer =
+            Arc::new(Buffer::open(&store, &crate::buffer::BufferConfig::default()).unwrap());
         AgentState {
+            buffer,
+            exposition: Arc::new(Exposition::new()),
             info: Arc::new(AgentInfo {
                 host_id: "web1".into(),
                 agent_version: "0.1.0".into(),

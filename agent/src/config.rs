@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use muster_shared::config::{self, ConfigError, EnvOverride};
 use serde::{Deserialize, Serialize};
 
+use crate::buffer::BufferConfig;
+use crate::sample::config::SampleConfig;
+
 /// `agent.toml` as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +29,26 @@ pub struct AgentConfig {
     /// The agent's certificate files, written by `muster-agent enroll`.
     #[serde(default)]
     pub tls: TlsFiles,
+    /// Sampling: interval, samplers, paths and filters.
+    #[serde(default)]
+    pub sample: SampleConfig,
+    /// The sample buffer's bounds (the agent's write-ahead log).
+    #[serde(default)]
+    pub buffer: BufferConfig,
+    /// An optional plain-HTTP `/metrics` listener for a Prometheus that
+    /// scrapes agents directly.
+    #[serde(default)]
+    pub prometheus: PrometheusConfig,
+}
+
+/// `[prometheus]`: the plain-HTTP metrics listener.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Address serving only `GET /metrics` over plain HTTP, e.g.
+    /// `"127.0.0.1:9101"`. Off when absent. Env: `MUSTER_AGENT_PROMETHEUS_LISTEN`.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// Where the agent's certificate, key and the fleet CA live.
@@ -79,10 +102,14 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
         var: "MUSTER_AGENT_DATA_DIR",
         key: "data_dir",
     },
+    EnvOverride {
+        var: "MUSTER_AGENT_PROMETHEUS_LISTEN",
+        key: "prometheus.listen",
+    },
 ];
 
 /// The runtime form: resolved paths, nothing left to interpret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentSettings {
     /// The config file it came from.
     pub config_path: PathBuf,
@@ -96,6 +123,12 @@ pub struct AgentSettings {
     pub cert_path: PathBuf,
     /// Agent key file.
     pub key_path: PathBuf,
+    /// Sampling settings.
+    pub sample: SampleConfig,
+    /// Buffer bounds.
+    pub buffer: BufferConfig,
+    /// The plain-HTTP `/metrics` listener, if any.
+    pub prometheus_listen: Option<SocketAddr>,
 }
 
 impl AgentSettings {
@@ -105,6 +138,13 @@ impl AgentSettings {
     /// A [`ConfigError`] naming `file:line:col` or the variable at fault.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let raw: AgentConfig = config::load(path, ENV_OVERRIDES)?;
+        let problems = raw.sample.problems();
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            });
+        }
         Ok(Self::resolve(path, raw))
     }
 
@@ -117,6 +157,9 @@ impl AgentSettings {
             ca_path: config::resolve_path(path, &raw.tls.ca),
             cert_path: config::resolve_path(path, &raw.tls.cert),
             key_path: config::resolve_path(path, &raw.tls.key),
+            sample: raw.sample,
+            buffer: raw.buffer,
+            prometheus_listen: raw.prometheus.listen,
         }
     }
 

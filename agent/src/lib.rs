@@ -10,6 +10,7 @@
 //! - [`enroll`] — `muster-agent enroll`, key pair + CSR + pinned collector.
 
 pub mod api;
+pub mod buffer;
 pub mod config;
 pub mod enroll;
 pub mod run;

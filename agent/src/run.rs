@@ -3,8 +3,10 @@
 //!
 //! The agent's identity is its certificate: the host id is read from the
 //! certificate's `agent:<host>` name, so it cannot drift from what the
-//! collector enrolled. Shutdown (the caller cancels the token) stops accepting,
-//! drains requests, then flushes the store.
+//! collector enrolled. Sampling starts with the server: its rounds go to the
+//! buffer, which `/v1/samples` serves, and to `/metrics`. Shutdown (the
+//! caller cancels the token) stops accepting, drains requests, stops the
+//! sampling loop, then flushes the store.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,15 +14,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use muster_shared::protocol::PROTOCOL_VERSION;
-use muster_shared::protocol::info::AgentInfo;
+use muster_shared::protocol::info::{AgentInfo, CAP_SAMPLES};
 use muster_shared::serve::{ServeOptions, serve};
 use muster_shared::store::{Store, StoreOptions};
 use muster_shared::tls::{Identity, PeerPolicy, Role, server_config};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::api::{AgentState, router};
+use crate::api::{AgentState, metrics_router, router};
+use crate::buffer::Buffer;
 use crate::config::AgentSettings;
+use crate::sample::Sampler;
+use crate::sample::buffer_sink::BufferSink;
+use crate::sample::exposition::Exposition;
+use crate::sample::process::ProcessSampler;
+use crate::sample::scheduler::{ScheduleOptions, Scheduler};
+use crate::sample::{container, host};
+
+/// How long shutdown waits for sampling and the metrics listener.
+const TASK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A started agent: where it listens and who it is.
 #[derive(Debug)]
@@ -29,6 +42,8 @@ pub struct Started {
     pub local_addr: std::net::SocketAddr,
     /// The host id from the certificate.
     pub host_id: String,
+    /// The plain-HTTP `/metrics` listener, when configured.
+    pub prometheus_addr: Option<std::net::SocketAddr>,
 }
 
 /// Runs the agent until `shutdown` is cancelled. `on_started` is called once
@@ -81,11 +96,53 @@ pub async fn run(
                     settings.data_dir.display()
                 )
             })?;
+    let buffer = {
+        let store = store.clone();
+        let config = settings.buffer.clone();
+        tokio::task::spawn_blocking(move || Buffer::open(&store, &config))
+            .await
+            .context("buffer open task failed")?
+            .context("cannot open the sample buffer")?
+    };
+    let buffer = Arc::new(buffer);
+
+    let tasks = TaskTracker::new();
+    let exposition = Arc::new(Exposition::new());
+    let samplers = build_samplers(&settings, &shutdown, &tasks).await;
+    let names: Vec<&str> = samplers.iter().map(|s| s.name()).collect();
+    tracing::info!(samplers = ?names, interval = %settings.sample.interval, "sampling");
+    let scheduler = Scheduler::new(
+        samplers,
+        Arc::new(BufferSink(buffer.clone())),
+        exposition.clone(),
+        ScheduleOptions {
+            interval: settings.sample.interval.get(),
+            timeout: settings.sample.timeout.get(),
+        },
+    );
+    tasks.spawn(scheduler.run(shutdown.child_token()));
 
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let local_addr = listener.local_addr().context("listener has no address")?;
+    let prometheus_addr = match settings.prometheus_listen {
+        Some(addr) => {
+            let plain = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for [prometheus]"))?;
+            let bound = plain.local_addr().context("listener has no address")?;
+            tasks.spawn(serve(
+                plain,
+                None,
+                metrics_router(exposition.clone()),
+                shutdown.clone(),
+                ServeOptions::default(),
+            ));
+            Some(bound)
+        }
+        None => None,
+    };
 
     let ready = Arc::new(AtomicBool::new(false));
     let state = AgentState {
@@ -93,10 +150,12 @@ pub async fn run(
             host_id: host_id.clone(),
             agent_version: muster_shared::version::VERSION.to_owned(),
             protocol_version: PROTOCOL_VERSION,
-            capabilities: Vec::new(),
+            capabilities: vec![CAP_SAMPLES.to_owned()],
             started_at_unix_ms: unix_ms(),
         }),
         ready: ready.clone(),
+        buffer: buffer.clone(),
+        exposition,
     };
     let server = serve(
         listener,
@@ -106,21 +165,69 @@ pub async fn run(
         ServeOptions::default(),
     );
     ready.store(true, Ordering::Release);
-    tracing::info!(host = %host_id, listen = %local_addr, version = muster_shared::version::long_version(), "agent started");
+    tracing::info!(
+        host = %host_id,
+        listen = %local_addr,
+        prometheus = ?prometheus_addr,
+        version = muster_shared::version::long_version(),
+        "agent started"
+    );
     on_started(&Started {
         local_addr,
         host_id: host_id.clone(),
+        prometheus_addr,
     });
     muster_shared::serve::notify_ready();
     server.await;
     muster_shared::serve::notify_stopping();
 
+    shutdown.cancel();
+    tasks.close();
+    if tokio::time::timeout(TASK_DEADLINE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks did not stop in time");
+    }
     tokio::task::spawn_blocking(move || store.flush())
         .await
         .context("store flush task failed")?
         .context("cannot flush the agent store")?;
     tracing::info!(host = %host_id, "agent stopped");
     Ok(())
+}
+
+/// The enabled samplers, in a fixed order: host samplers, the agent's own
+/// process, containers.
+async fn build_samplers(
+    settings: &AgentSettings,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Vec<Box<dyn Sampler>> {
+    let sample = &settings.sample;
+    let enabled = |name: &str| sample.enabled(name);
+    let mut samplers = host::samplers(
+        &sample.paths,
+        &sample.filesystem,
+        &sample.diskstats,
+        &sample.netdev,
+        &enabled,
+    );
+    if sample.enabled("process") {
+        samplers.push(Box::new(ProcessSampler::new(&sample.paths)));
+    }
+    if sample.enabled("container")
+        && let Some(containers) = container::start(
+            &sample.paths,
+            &sample.container,
+            shutdown.child_token(),
+            tasks,
+        )
+        .await
+    {
+        samplers.push(containers);
+    }
+    samplers
 }
 
 fn unix_ms() -> u64 {

@@ -13,6 +13,8 @@
     clippy::print_stderr
 )]
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;

@@ -128,7 +128,14 @@ mod tests {
         struct C {
             f: Filter,
         }
-        let err = muster_shared::config::parse::<C>("[f]\nexclude = \"(\"\n", std::path::Path::new("a.toml")).unwrap_err();
-        assert!(err.to_string().starts_with("a.toml:2:11: invalid pattern"), "{err}");
+        let err = muster_shared::config::parse::<C>(
+            "[f]\nexclude = \"(\"\n",
+            std::path::Path::new("a.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("a.toml:2:11: invalid pattern"),
+            "{err}"
+        );
     }
 }

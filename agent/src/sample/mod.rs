@@ -12,8 +12,15 @@
 //! existing dashboards work unchanged. Reading is split from parsing: `read_*`
 //! does the I/O, `parse_*` is a pure function tested on fixtures.
 
+pub mod buffer_sink;
+pub mod config;
+pub mod container;
+pub mod exposition;
 pub mod filter;
+pub mod host;
 pub mod paths;
+pub mod process;
+pub mod scheduler;
 pub mod series;
 
 use std::path::PathBuf;

@@ -70,6 +70,13 @@ pub struct Family {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FamilyId(u32);
 
+impl FamilyId {
+    /// The position of the family in [`SeriesTable::families`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// One series of a table.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -123,7 +130,11 @@ impl SeriesTable {
         let families = &self.families;
         let entry = self.family_index.entry(
             hash,
-            |&i| families.get(i as usize).is_some_and(|f| *f.name == *spec.name),
+            |&i| {
+                families
+                    .get(i as usize)
+                    .is_some_and(|f| *f.name == *spec.name)
+            },
             |&i| {
                 families
                     .get(i as usize)
@@ -156,7 +167,10 @@ impl SeriesTable {
     /// round. `label_values` must match the family's label names in number;
     /// a mismatch is a programming error, counted as malformed and dropped.
     pub fn set(&mut self, family: FamilyId, label_values: &[&str], value: f64) {
-        let expected = self.families.get(family.0 as usize).map_or(0, |f| f.labels.len());
+        let expected = self
+            .families
+            .get(family.0 as usize)
+            .map_or(0, |f| f.labels.len());
         if expected != label_values.len() {
             debug_assert!(false, "label count mismatch for family {family:?}");
             self.malformed += 1;
@@ -223,15 +237,13 @@ impl SeriesTable {
             let stale = slot
                 .as_ref()
                 .is_some_and(|s| round.saturating_sub(s.seen_round) >= FORGET_AFTER_ROUNDS);
-            if stale {
-                if let Some(s) = slot.take() {
-                    let index = u32::try_from(i).unwrap_or(u32::MAX);
-                    if let Ok(entry) = self.index.find_entry(s.hash, |&j| j == index) {
-                        entry.remove();
-                    }
-                    self.free.push(index);
-                    forgotten += 1;
+            if stale && let Some(s) = slot.take() {
+                let index = u32::try_from(i).unwrap_or(u32::MAX);
+                if let Ok(entry) = self.index.find_entry(s.hash, |&j| j == index) {
+                    entry.remove();
                 }
+                self.free.push(index);
+                forgotten += 1;
             }
         }
         forgotten
@@ -263,6 +275,18 @@ impl SeriesTable {
             .iter_mut()
             .filter_map(Option::as_mut)
             .filter(move |s| s.seen_round == round)
+    }
+
+    /// The families and the live series, mutable, borrowed together (to
+    /// cache global ids without copying family names).
+    pub fn families_and_live_mut(&mut self) -> (&[Family], impl Iterator<Item = &mut Series>) {
+        let round = self.round;
+        let live = self
+            .series
+            .iter_mut()
+            .filter_map(Option::as_mut)
+            .filter(move |s| s.seen_round == round);
+        (&self.families, live)
     }
 
     /// How many series are live in the current round.
@@ -306,7 +330,10 @@ mod tests {
 
         t.begin_round();
         t.set(f, &["0", "idle"], 3.0);
-        let live: Vec<_> = t.live().map(|s| (s.values[1].to_string(), s.value)).collect();
+        let live: Vec<_> = t
+            .live()
+            .map(|s| (s.values[1].to_string(), s.value))
+            .collect();
         assert_eq!(live, vec![("idle".to_owned(), 3.0)]);
         assert_eq!(t.family(&CPU), f, "families are registered once");
         assert_eq!(t.families().len(), 1);
@@ -326,7 +353,10 @@ mod tests {
         t.begin_round();
         t.set_spec(&CPU, &["2", "idle"], 5.0);
         t.set_spec(&CPU, &["0", "idle"], 6.0);
-        let mut live: Vec<_> = t.live().map(|s| (s.values[0].to_string(), s.value)).collect();
+        let mut live: Vec<_> = t
+            .live()
+            .map(|s| (s.values[0].to_string(), s.value))
+            .collect();
         live.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(live, vec![("0".to_owned(), 6.0), ("2".to_owned(), 5.0)]);
         assert_eq!(t.series.len(), 2, "the forgotten slot was reused");
@@ -338,7 +368,8 @@ mod tests {
         t.begin_round();
         let f = t.family(&CPU);
         // debug_assert fires in debug builds; check the release behaviour.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.set(f, &["0"], 1.0)));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.set(f, &["0"], 1.0)));
         if result.is_ok() {
             assert_eq!(t.malformed_count(), 1);
         }
