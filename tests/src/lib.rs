@@ -448,6 +448,35 @@ impl AgentDir {
         self.dir.path().join("agent.toml")
     }
 
+    /// Appends TOML (sections such as `[sample]`) to the config.
+    pub fn append_config(&self, text: &str) {
+        let path = self.config();
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push('\n');
+        config.push_str(text);
+        std::fs::write(path, config).unwrap();
+    }
+
+    /// A client presenting the collector's certificate from `collector`'s
+    /// PKI, expecting this agent as `agent:<host>`.
+    pub fn collector_client(&self, collector: &Collector, host: &str) -> reqwest::Client {
+        install_crypto();
+        let pki = collector.dir.path().join("data/pki");
+        let identity = muster_shared::tls::Identity::load(pki.join("collector.crt"), pki.join("collector.key")).unwrap();
+        let config = muster_shared::tls::client_config(
+            &collector.ca_pem,
+            Some(identity),
+            muster_shared::tls::PeerPolicy::Agent(host.to_owned()),
+        )
+        .unwrap();
+        reqwest::Client::builder()
+            .tls_backend_preconfigured((*config).clone())
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()
+            .unwrap()
+    }
+
     /// `muster-agent enroll` against `collector_url`.
     pub fn enroll(&self, collector_url: &str, token: &str) -> Output {
         agent_cli(&[
@@ -461,17 +490,21 @@ impl AgentDir {
         ])
     }
 
-    /// Starts `muster-agent run`.
+    /// Starts `muster-agent run` and waits until it accepts connections.
     pub fn start(&self) -> Proc {
-        Proc::start(
+        let mut proc = Proc::start(
             "agent",
-            Command::new(bin("muster-agent")).args([
-                "run",
-                "--config",
-                self.config().to_str().unwrap(),
-            ]),
+            Command::new(bin("muster-agent")).args(["run", "--config", self.config().to_str().unwrap()]),
             self.dir.path().join("agent.log"),
-        )
+        );
+        let port = self.port;
+        wait_for("the agent listens", || {
+            if let Some(status) = proc.exited() {
+                panic!("the agent exited with {status}:\n{}", proc.log());
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        proc
     }
 }
 

@@ -119,7 +119,6 @@ impl Dictionary {
         );
         self.bytes += bytes;
         self.pending.push(id);
-        self.min_last_use = self.min_last_use.min(newest_seq);
         id
     }
 
@@ -204,6 +203,8 @@ impl Dictionary {
         for id in self.pending.drain(..n) {
             if let Some(entry) = self.by_id.get_mut(&id) {
                 entry.written = true;
+                // A scan may have passed over it while it was pending.
+                self.min_last_use = self.min_last_use.min(entry.last_use);
             }
         }
     }
@@ -251,5 +252,44 @@ impl Dictionary {
     /// Stored size of all entries, pending included.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collection_follows_floor_and_grace_even_after_emptying() {
+        let mut dictionary = Dictionary::default();
+        let a = dictionary.intern(SeriesKey::new("a", &[]), 0);
+        assert_eq!(
+            dictionary.collect(100, 100, 0),
+            [] as [u32; 0],
+            "pending: never collected"
+        );
+        dictionary.mark_written(1);
+        dictionary.touch(a, 10);
+        // Used by round 10: kept while round 10 is held, then for the grace.
+        assert!(dictionary.collect(10, 20, 5).is_empty());
+        assert!(dictionary.collect(11, 14, 5).is_empty());
+        assert_eq!(dictionary.collect(11, 15, 5), [a]);
+        assert_eq!((dictionary.len(), dictionary.bytes()), (0, 0));
+        // Emptied: a later entry is still collected in its turn.
+        let b = dictionary.intern(SeriesKey::new("b", &[("x", "1")]), 30);
+        assert!(b > a, "ids are not reused");
+        dictionary.mark_written(1);
+        assert!(dictionary.collect(31, 34, 5).is_empty());
+        assert_eq!(dictionary.collect(31, 35, 5), [b]);
+        // Interning a collected series again gives a new id.
+        assert!(dictionary.intern(SeriesKey::new("a", &[]), 40) > b);
+    }
+
+    #[test]
+    fn keys_are_sorted_by_label_name() {
+        let key = SeriesKey::new("m", &[("z", "1"), ("a", "2"), ("z", "3")]);
+        let labels: Vec<(&str, &str)> = key.labels().collect();
+        assert_eq!(labels, [("a", "2"), ("z", "1")]);
+        assert_eq!(key, SeriesKey::new("m", &[("a", "2"), ("z", "1")]));
     }
 }
