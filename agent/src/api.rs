@@ -28,7 +28,7 @@ use muster_shared::serve::PeerInfo;
 use muster_shared::tls::Role;
 use serde::Serialize;
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, BufferError};
 use crate::sample::exposition::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Exposition};
 
 /// What the handlers share.
@@ -126,6 +126,9 @@ async fn samples(
     let buffer = state.buffer.clone();
     let batch = match tokio::task::spawn_blocking(move || buffer.read(&query)).await {
         Ok(Ok(batch)) => batch,
+        Ok(Err(err @ BufferError::CursorAhead { .. })) => {
+            return error(StatusCode::CONFLICT, &err.to_string());
+        }
         Ok(Err(err)) => {
             tracing::error!(error = %err, "cannot read the sample buffer");
             return error(

@@ -160,3 +160,16 @@ fn bad_samples_queries_get_a_json_400() {
     assert!(body.contains("bad query"), "{body}");
     drop(f);
 }
+
+#[test]
+fn a_cursor_from_another_life_gets_409() {
+    let f = fixture();
+    let client = f.agent.collector_client(&f.collector, "web1");
+    let url = format!("https://127.0.0.1:{}/v1/samples?after=999999999", f.agent.port);
+    let (status, body) = runtime().block_on(async move {
+        let response = client.get(url).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    });
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("ask again with after=0"), "{body}");
+}
