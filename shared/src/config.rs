@@ -304,7 +304,12 @@ impl fmt::Debug for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+        const UNITS: [(&str, u64); 4] = [
+            ("TiB", 1 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ];
         for (unit, size) in UNITS {
             if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.0 / size);
@@ -319,9 +324,13 @@ impl std::str::FromStr for ByteSize {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let text = s.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let bad = || format!("invalid size {s:?}; write it with a unit, e.g. \"64MiB\", \"512KiB\", \"1GB\"");
+        let bad = || {
+            format!("invalid size {s:?}; write it with a unit, e.g. \"64MiB\", \"512KiB\", \"1GB\"")
+        };
         let number: u64 = number.parse().map_err(|_| bad())?;
         let factor: u64 = match unit.trim() {
             "" | "B" => 1,
@@ -335,7 +344,10 @@ impl std::str::FromStr for ByteSize {
             "TB" => 1_000_000_000_000,
             _ => return Err(bad()),
         };
-        number.checked_mul(factor).map(Self).ok_or_else(|| format!("size {s:?} is too large"))
+        number
+            .checked_mul(factor)
+            .map(Self)
+            .ok_or_else(|| format!("size {s:?} is too large"))
     }
 }
 
@@ -358,7 +370,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 v.parse().map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
                 Ok(ByteSize(v))
@@ -557,7 +571,12 @@ mod tests {
         assert_eq!("4096".parse::<ByteSize>(), Ok(ByteSize(4096)));
         assert_eq!(ByteSize::mib(64).to_string(), "64MiB");
         assert_eq!(ByteSize(1000).to_string(), "1000B");
-        assert!("64 megs".parse::<ByteSize>().unwrap_err().contains("with a unit"));
+        assert!(
+            "64 megs"
+                .parse::<ByteSize>()
+                .unwrap_err()
+                .contains("with a unit")
+        );
         assert!("99999999999TiB".parse::<ByteSize>().is_err());
     }
 

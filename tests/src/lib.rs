@@ -462,7 +462,11 @@ impl AgentDir {
     pub fn collector_client(&self, collector: &Collector, host: &str) -> reqwest::Client {
         install_crypto();
         let pki = collector.dir.path().join("data/pki");
-        let identity = muster_shared::tls::Identity::load(pki.join("collector.crt"), pki.join("collector.key")).unwrap();
+        let identity = muster_shared::tls::Identity::load(
+            pki.join("collector.crt"),
+            pki.join("collector.key"),
+        )
+        .unwrap();
         let config = muster_shared::tls::client_config(
             &collector.ca_pem,
             Some(identity),
@@ -494,7 +498,11 @@ impl AgentDir {
     pub fn start(&self) -> Proc {
         let mut proc = Proc::start(
             "agent",
-            Command::new(bin("muster-agent")).args(["run", "--config", self.config().to_str().unwrap()]),
+            Command::new(bin("muster-agent")).args([
+                "run",
+                "--config",
+                self.config().to_str().unwrap(),
+            ]),
             self.dir.path().join("agent.log"),
         );
         let port = self.port;

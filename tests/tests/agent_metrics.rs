@@ -8,11 +8,16 @@ use std::process::{Command, Stdio};
 use muster_shared::codec::{Limits, decode_frame};
 use muster_shared::protocol::samples::SampleBatch;
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, is_compatible};
-use muster_tests::{AgentDir, Collector, CollectorOptions, free_port, http_client, require_tool, runtime, wait_for};
+use muster_tests::{
+    AgentDir, Collector, CollectorOptions, free_port, http_client, require_tool, runtime, wait_for,
+};
 
 /// promtool findings accepted because node_exporter's own names trip them:
 /// meminfo keys are kept as the kernel writes them (`node_memory_MemTotal_bytes`).
-const ACCEPTED_LINT: &[(&str, &str)] = &[("node_memory_", "metric names should be written in 'snake_case' not 'camelCase'")];
+const ACCEPTED_LINT: &[(&str, &str)] = &[(
+    "node_memory_",
+    "metric names should be written in 'snake_case' not 'camelCase'",
+)];
 
 struct Fixture {
     collector: Collector,
@@ -22,14 +27,22 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with("")
+}
+
+fn fixture_with(extra_config: &str) -> Fixture {
     let collector = Collector::start(CollectorOptions::default());
     let token = collector.create_token(&["--enroll", "--host", "web1"]);
     let agent = AgentDir::new();
     let out = agent.enroll(&collector.url, &token);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let metrics_port = free_port();
     agent.append_config(&format!(
-        "[prometheus]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n[sample]\ninterval = \"1s\"\ntimeout = \"1s\"\n"
+        "[prometheus]\nlisten = \"127.0.0.1:{metrics_port}\"\n\n[sample]\ninterval = \"1s\"\ntimeout = \"1s\"\n{extra_config}"
     ));
     let proc = agent.start();
     Fixture {
@@ -43,8 +56,17 @@ fn fixture() -> Fixture {
 fn metrics(port: u16) -> Option<String> {
     let client = http_client(None);
     runtime().block_on(async move {
-        let response = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.ok()?;
-        let content_type = response.headers().get("content-type")?.to_str().ok()?.to_owned();
+        let response = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .ok()?;
+        let content_type = response
+            .headers()
+            .get("content-type")?
+            .to_str()
+            .ok()?
+            .to_owned();
         assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
         let body = response.text().await.ok()?;
         (!body.is_empty()).then_some(body)
@@ -55,14 +77,25 @@ fn samples(f: &Fixture, query: &str, json: bool) -> SampleBatch {
     let client = f.agent.collector_client(&f.collector, "web1");
     let url = format!("https://127.0.0.1:{}/v1/samples{query}", f.agent.port);
     runtime().block_on(async move {
-        let accept = if json { "application/json" } else { BATCH_MEDIA_TYPE };
-        let response = client.get(url).header("accept", accept).send().await.unwrap();
+        let accept = if json {
+            "application/json"
+        } else {
+            BATCH_MEDIA_TYPE
+        };
+        let response = client
+            .get(url)
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let body = response.bytes().await.unwrap();
         if json {
             serde_json::from_slice(&body).unwrap()
         } else {
-            decode_frame::<SampleBatch>(&body, &Limits::DEFAULT, is_compatible).unwrap().1
+            decode_frame::<SampleBatch>(&body, &Limits::DEFAULT, is_compatible)
+                .unwrap()
+                .1
         }
     })
 }
@@ -96,9 +129,18 @@ fn agent_metrics_pass_promtool_with_node_exporter_names() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let unexpected: Vec<&str> = report
         .lines()
         .filter(|line| !line.trim().is_empty())
@@ -108,7 +150,11 @@ fn agent_metrics_pass_promtool_with_node_exporter_names() {
                 .any(|(prefix, lint)| line.starts_with(prefix) && line.contains(lint))
         })
         .collect();
-    assert!(unexpected.is_empty(), "promtool findings beyond the accepted ones:\n{}", unexpected.join("\n"));
+    assert!(
+        unexpected.is_empty(),
+        "promtool findings beyond the accepted ones:\n{}",
+        unexpected.join("\n")
+    );
 }
 
 #[test]
@@ -121,7 +167,11 @@ fn samples_are_served_in_both_encodings_and_survive_a_restart() {
     first.validate().unwrap();
     assert_eq!(first.gap, None);
     assert_eq!(first.next_after, first.last_seq);
-    let load = first.series.iter().find(|s| s.metric == "node_load1").expect("node_load1 defined");
+    let load = first
+        .series
+        .iter()
+        .find(|s| s.metric == "node_load1")
+        .expect("node_load1 defined");
     assert!(first.rounds[0].values.iter().any(|v| v.series == load.id));
 
     // JSON carries the same rounds.
@@ -142,16 +192,26 @@ fn samples_are_served_in_both_encodings_and_survive_a_restart() {
         let batch = samples(&f, &format!("?after={before}"), false);
         (!batch.rounds.is_empty()).then_some(batch)
     });
-    assert!(after.first_seq > before, "seq goes on: {} after {before}", after.first_seq);
+    assert!(
+        after.first_seq > before,
+        "seq goes on: {} after {before}",
+        after.first_seq
+    );
     let all = samples(&f, "?after=0", false);
-    assert_eq!(all.first_seq, first.first_seq, "rounds from before the restart are kept");
+    assert_eq!(
+        all.first_seq, first.first_seq,
+        "rounds from before the restart are kept"
+    );
 }
 
 #[test]
 fn bad_samples_queries_get_a_json_400() {
     let f = fixture();
     let client = f.agent.collector_client(&f.collector, "web1");
-    let url = format!("https://127.0.0.1:{}/v1/samples?after=minus-one", f.agent.port);
+    let url = format!(
+        "https://127.0.0.1:{}/v1/samples?after=minus-one",
+        f.agent.port
+    );
     let (status, body) = runtime().block_on(async move {
         let response = client.get(url).send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
@@ -165,11 +225,33 @@ fn bad_samples_queries_get_a_json_400() {
 fn a_cursor_from_another_life_gets_409() {
     let f = fixture();
     let client = f.agent.collector_client(&f.collector, "web1");
-    let url = format!("https://127.0.0.1:{}/v1/samples?after=999999999", f.agent.port);
+    let url = format!(
+        "https://127.0.0.1:{}/v1/samples?after=999999999",
+        f.agent.port
+    );
     let (status, body) = runtime().block_on(async move {
         let response = client.get(url).send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     });
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("ask again with after=0"), "{body}");
+}
+
+#[test]
+fn evicted_rounds_are_reported_as_a_gap() {
+    // Rounds older than 2 s are evicted: a collector asking from seq 1 after
+    // a few rounds must be told what it missed.
+    let f = fixture_with("\n[buffer]\nmax_age = \"2s\"\n");
+    let batch = wait_for("the oldest rounds are evicted", || {
+        let batch = samples(&f, "?after=1", false);
+        batch.gap.is_some().then_some(batch)
+    });
+    batch.validate().unwrap();
+    let gap = batch.gap.unwrap();
+    assert_eq!(gap.first_missing, 2);
+    assert_eq!(
+        gap.last_missing + 1,
+        batch.first_seq,
+        "the gap ends where the rounds start"
+    );
 }

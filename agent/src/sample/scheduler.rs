@@ -63,6 +63,8 @@ enum State {
 struct Slot {
     name: &'static str,
     state: State,
+    /// The round in which the in-flight pass started.
+    started_round: u64,
     /// Outcome of the last finished pass, for logging changes only.
     last_error: Option<String>,
     malformed_total: u64,
@@ -121,6 +123,7 @@ pub struct Scheduler {
     options: ScheduleOptions,
     values: Vec<(u32, f64)>,
     text: String,
+    round: u64,
     append_failures: u64,
     last_append_error: Option<String>,
 }
@@ -151,6 +154,7 @@ impl Scheduler {
             .map(|sampler| Slot {
                 name: sampler.name(),
                 state: State::Idle(sampler, SeriesTable::new()),
+                started_round: 0,
                 last_error: None,
                 malformed_total: 0,
                 failures_total: 0,
@@ -164,6 +168,7 @@ impl Scheduler {
             options,
             values: Vec::new(),
             text: String::new(),
+            round: 0,
             append_failures: 0,
             last_append_error: None,
         }
@@ -192,6 +197,7 @@ impl Scheduler {
     pub async fn round(&mut self) {
         let started = Instant::now();
         let timestamp_unix_ms = unix_ms();
+        self.round += 1;
         self.own.begin_round();
         self.start_passes();
         self.collect_passes(started + self.options.timeout).await;
@@ -210,9 +216,11 @@ impl Scheduler {
     }
 
     fn start_passes(&mut self) {
+        let round = self.round;
         for slot in &mut self.slots {
             match std::mem::replace(&mut slot.state, State::Lost) {
                 State::Idle(mut sampler, mut table) => {
+                    slot.started_round = round;
                     slot.state = State::Running(tokio::task::spawn_blocking(move || {
                         let begun = Instant::now();
                         table.begin_round();
@@ -253,7 +261,13 @@ impl Scheduler {
                     if failed {
                         slot.failures_total += 1;
                     }
-                    slot.state = State::Idle(pass.sampler, pass.table);
+                    let mut table = pass.table;
+                    if slot.started_round < self.round {
+                        // Back from a hang: its cached buffer ids may have
+                        // been collected meanwhile; intern them again.
+                        table.clear_global_ids();
+                    }
+                    slot.state = State::Idle(pass.sampler, table);
                     self.own
                         .set_spec(&DURATION, &[slot.name], pass.elapsed.as_secs_f64());
                 }

@@ -289,6 +289,15 @@ impl SeriesTable {
         (&self.families, live)
     }
 
+    /// Drops every cached global id, so each series is interned again. Used
+    /// after a pass that returned late: ids unused for long may have been
+    /// collected by the buffer meanwhile.
+    pub fn clear_global_ids(&mut self) {
+        for series in self.series.iter_mut().flatten() {
+            series.global_id = None;
+        }
+    }
+
     /// How many series are live in the current round.
     pub fn live_count(&self) -> usize {
         self.live().count()

@@ -160,3 +160,9 @@ fn config_has_defaults_and_refuses_unknown_keys() {
         "{err}"
     );
 }
+
+#[test]
+fn buffer_is_send_and_sync() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Buffer>();
+}

@@ -1,0 +1,119 @@
+//! `agent_steady_state`: the agent's memory and CPU over a long run with 50
+//! running containers, as deployed: default sampling (every 10 s) and a
+//! collector pulling its buffer every 10 s over mutual TLS.
+//!
+//! Records the agent's RSS (`VmRSS`) every 10 s and its CPU seconds
+//! (utime + stime) from the first round that saw every container to the
+//! end, for `MUSTER_BENCH_SECONDS` seconds (default 600). The targets are
+//! absolute (RSS < 20 MiB, CPU < 0.5 % of one core): there is no anchor
+//! tool here, since node_exporter does nothing between scrapes.
+//!
+//! Run: `cargo build --release --workspace --bins && cargo bench -p
+//! muster-tests --bench agent_steady_state` (`MUSTER_BENCH_SECONDS=60` for
+//! a short run). Needs Docker and Debian's `busybox-static`. Prints lines
+//! only; nothing asserts on them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{BenchAgent, Scraper, containers_in, cpu_seconds, rss_bytes};
+use muster_tests::docker::DockerKit;
+
+const NAME: &str = "agent_steady_state";
+const CONTAINERS: usize = 50;
+const EVERY: Duration = Duration::from_secs(10);
+const TARGET_RSS: u64 = 20 * 1024 * 1024;
+
+fn main() {
+    common::require_release_bins(&["muster-agent", "muster-collector"]);
+    let seconds: u64 = match std::env::var("MUSTER_BENCH_SECONDS") {
+        Ok(v) => v.parse().unwrap_or_else(|_| {
+            common::give_up(&format!(
+                "MUSTER_BENCH_SECONDS={v:?} is not a number of seconds"
+            ))
+        }),
+        Err(_) => 600,
+    };
+    let Some(mut kit) = DockerKit::new("agent_steady_state needs running containers") else {
+        common::give_up("no Docker engine or no /bin/busybox (busybox-static)");
+    };
+    common::start_containers(&mut kit, CONTAINERS);
+    eprintln!("{NAME}: load1 at start {}", common::load1());
+
+    let mut agent = BenchAgent::start("", Some("10s"));
+    let pid = agent.proc.pid();
+    let scraper = Scraper::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = agent.proc.exited() {
+            panic!("the agent exited with {status}:\n{}", agent.proc.log());
+        }
+        let seen = scraper.get(&agent.metrics_url).map_or(0, |(_, body)| {
+            containers_in(&body, "container_cpu_usage_seconds_total", &kit)
+        });
+        if seen == CONTAINERS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never reported the {CONTAINERS} containers (saw {seen})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let started = Instant::now();
+    let cpu_start = cpu_seconds(pid);
+    let rss_start = rss_bytes(pid);
+    let mut rss_max = rss_start;
+    let mut rss_end = rss_start;
+    let checks = seconds.div_ceil(EVERY.as_secs()).max(1);
+    for i in 1..=checks {
+        let next = EVERY * u32::try_from(i).unwrap();
+        let wait = (next.min(Duration::from_secs(seconds))).saturating_sub(started.elapsed());
+        std::thread::sleep(wait);
+        if let Some(status) = agent.proc.exited() {
+            panic!("the agent exited with {status}:\n{}", agent.proc.log());
+        }
+        rss_end = rss_bytes(pid);
+        rss_max = rss_max.max(rss_end);
+        if i % 6 == 0 {
+            eprintln!(
+                "{NAME}: {:>4.0} s rss {} cpu {:.2} s",
+                started.elapsed().as_secs_f64(),
+                rss_end,
+                cpu_seconds(pid) - cpu_start
+            );
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_start;
+    let cpu_percent = cpu / wall * 100.0;
+
+    // Diagnostics after the measured window.
+    let body = scraper
+        .get(&agent.metrics_url)
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let pulled = agent.collector.as_ref().map_or(false, |c| {
+        c.hosts()
+            .as_array()
+            .is_some_and(|hosts| hosts.iter().any(|h| h["status"] == "up"))
+    });
+    eprintln!(
+        "{NAME}: over {wall:.0} s: rss start {rss_start}, cpu {cpu:.2} s; collector sees the agent up: {pulled}; \
+         series {}; slowest samplers: {}",
+        common::series_count(&body),
+        common::slowest_collectors(&body, 6)
+    );
+    println!(
+        "{NAME} rss_max_bytes={rss_max} rss_end_bytes={rss_end} cpu_percent_of_one_core={cpu_percent:.3} \
+         seconds={wall:.0} containers={CONTAINERS} (targets: rss < 20 MiB, cpu < 0.5%; rss_max/target={:.3})",
+        rss_max as f64 / TARGET_RSS as f64
+    );
+    agent.proc.stop();
+    // `agent` (and its collector) then `kit` drop here: processes stopped,
+    // containers and the image removed.
+}
