@@ -179,16 +179,7 @@ pub async fn run(
     });
     muster_shared::serve::notify_ready();
     server.await;
-    muster_shared::serve::notify_stopping();
-
-    shutdown.cancel();
-    tasks.close();
-    if tokio::time::timeout(TASK_DEADLINE, tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("background tasks did not stop in time");
-    }
+    muster_shared::serve::stop_tasks(&shutdown, &tasks, TASK_DEADLINE).await;
     tokio::task::spawn_blocking(move || store.flush())
         .await
         .context("store flush task failed")?

@@ -184,6 +184,18 @@ pub async fn cancel_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// The shutdown tail both binaries share: tell systemd, cancel `shutdown`
+/// (so background tasks stop), and wait for `tasks` up to `deadline`,
+/// logging what did not stop.
+pub async fn stop_tasks(shutdown: &CancellationToken, tasks: &TaskTracker, deadline: Duration) {
+    notify_stopping();
+    shutdown.cancel();
+    tasks.close();
+    if tokio::time::timeout(deadline, tasks.wait()).await.is_err() {
+        tracing::warn!(left = tasks.len(), "background tasks did not stop in time");
+    }
+}
+
 /// Tells systemd (`Type=notify`) the service is ready; a no-op outside
 /// systemd. A failure is logged: the service works, systemd just waits.
 pub fn notify_ready() {

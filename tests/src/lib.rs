@@ -543,3 +543,35 @@ pub fn require_tool(name: &str, why: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// Runs `promtool check metrics` on `text`: `None` when promtool is missing
+/// (skip; panics in CI), else whether it passed and its report lines.
+pub fn promtool_check_metrics(text: &str, why: &str) -> Option<(bool, Vec<String>)> {
+    use std::io::Write;
+    let promtool = require_tool("promtool", why)?;
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = report
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    Some((out.status.success(), lines))
+}

@@ -2,14 +2,12 @@
 //! node_exporter's own camelCase meminfo names), `/v1/samples` serves the
 //! buffered rounds in both encodings, and the buffer survives a restart.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use muster_shared::codec::{Limits, decode_frame};
 use muster_shared::protocol::samples::SampleBatch;
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, is_compatible};
 use muster_tests::{
-    AgentDir, Collector, CollectorOptions, free_port, http_client, require_tool, runtime, wait_for,
+    AgentDir, Collector, CollectorOptions, free_port, http_client, promtool_check_metrics, runtime,
+    wait_for,
 };
 
 /// promtool findings accepted because node_exporter's own names trip them:
@@ -119,31 +117,12 @@ fn agent_metrics_pass_promtool_with_node_exporter_names() {
         assert!(body.contains(name), "{name} missing from /metrics");
     }
 
-    let Some(promtool) = require_tool("promtool", "checks the agent's /metrics") else {
+    let Some((_, report)) = promtool_check_metrics(&body, "checks the agent's /metrics") else {
         return;
     };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let unexpected: Vec<&str> = report
-        .lines()
-        .filter(|line| !line.trim().is_empty())
+        .iter()
+        .map(String::as_str)
         .filter(|line| {
             !ACCEPTED_LINT
                 .iter()
