@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use muster_collector::hosts::HostRecord;
 use muster_shared::codec::{encode_frame, encode_value};
+use muster_shared::protocol::PROTOCOL_VERSION;
 use muster_shared::protocol::info::{AgentInfo, CAP_JOBS, CAP_SAMPLES};
 use muster_shared::protocol::jobs::{DeploySpec, JobRequest, JobSpec, JobState, JobStatus};
 use muster_shared::protocol::samples::{Gap, Label, Round, SampleBatch, SeriesDef, SeriesValue};
-use muster_shared::protocol::PROTOCOL_VERSION;
 use muster_shared::tls::{Fingerprint, Role, generate_csr};
 use muster_shared::token::{ApiToken, EnrollToken};
 
@@ -28,17 +28,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // codec_frame: a compressed batch, a small uncompressed one, an info frame from a newer
     // agent, and a bare payload (the target also wraps its input in a header).
     let batch = batch(40);
-    write("codec_frame", "batch-zstd.bin", &encode_frame(&batch, PROTOCOL_VERSION, 3)?)?;
-    write("codec_frame", "batch-empty.bin", &encode_frame(&SampleBatch::empty(7), PROTOCOL_VERSION, 3)?)?;
-    write("codec_frame", "info-v2.bin", &encode_frame(&info(), PROTOCOL_VERSION + 1, 3)?)?;
-    write("codec_frame", "batch-payload.bin", &encode_value(&self::batch(2))?)?;
+    write(
+        "codec_frame",
+        "batch-zstd.bin",
+        &encode_frame(&batch, PROTOCOL_VERSION, 3)?,
+    )?;
+    write(
+        "codec_frame",
+        "batch-empty.bin",
+        &encode_frame(&SampleBatch::empty(7), PROTOCOL_VERSION, 3)?,
+    )?;
+    write(
+        "codec_frame",
+        "info-v2.bin",
+        &encode_frame(&info(), PROTOCOL_VERSION + 1, 3)?,
+    )?;
+    write(
+        "codec_frame",
+        "batch-payload.bin",
+        &encode_value(&self::batch(2))?,
+    )?;
 
     // codec_value: one value per family of types the target decodes.
     write("codec_value", "batch.bin", &encode_value(&self::batch(2))?)?;
     write("codec_value", "info.bin", &encode_value(&info())?)?;
-    write("codec_value", "job-request.bin", &encode_value(&job_request())?)?;
-    write("codec_value", "job-status.bin", &encode_value(&job_status())?)?;
-    write("codec_value", "host-record.bin", &encode_value(&host_record())?)?;
+    write(
+        "codec_value",
+        "job-request.bin",
+        &encode_value(&job_request())?,
+    )?;
+    write(
+        "codec_value",
+        "job-status.bin",
+        &encode_value(&job_status())?,
+    )?;
+    write(
+        "codec_value",
+        "host-record.bin",
+        &encode_value(&host_record())?,
+    )?;
 
     // config_toml: the shipped examples, a minimal file and a file with an error.
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
@@ -60,11 +88,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ca: Fingerprint = Fingerprint::of_der(b"fuzz seed CA");
     let enroll = EnrollToken::generate(ca)?.expose();
     write("tokens", "enroll.txt", enroll.as_bytes())?;
-    write("tokens", "enroll-pasted.txt", format!("  {}\n", enroll.replace('a', "A")).as_bytes())?;
-    write("tokens", "api.txt", ApiToken::generate()?.expose().as_bytes())?;
+    write(
+        "tokens",
+        "enroll-pasted.txt",
+        format!("  {}\n", enroll.replace('a', "A")).as_bytes(),
+    )?;
+    write(
+        "tokens",
+        "api.txt",
+        ApiToken::generate()?.expose().as_bytes(),
+    )?;
 
     // csr: what `muster-agent enroll` sends, as PEM and as DER (the target wraps DER in PEM).
-    for (name, role) in [("agent", Role::agent("web1")?), ("collector", Role::Collector)] {
+    for (name, role) in [
+        ("agent", Role::agent("web1")?),
+        ("collector", Role::Collector),
+    ] {
         let csr = generate_csr(&role)?;
         write("csr", &format!("{name}.pem"), csr.csr_pem.as_bytes())?;
         let (_, pem) = x509_parser::pem::parse_x509_pem(csr.csr_pem.as_bytes())?;
@@ -135,7 +174,11 @@ fn info() -> AgentInfo {
         host_id: "web1".to_owned(),
         agent_version: "0.1.0".to_owned(),
         protocol_version: PROTOCOL_VERSION + 1,
-        capabilities: vec![CAP_SAMPLES.to_owned(), CAP_JOBS.to_owned(), "teleport".to_owned()],
+        capabilities: vec![
+            CAP_SAMPLES.to_owned(),
+            CAP_JOBS.to_owned(),
+            "teleport".to_owned(),
+        ],
         started_at_unix_ms: 1_700_000_000_000,
     }
 }

@@ -79,7 +79,10 @@ fn check_parse_error(text: &str, path: &str, err: &ConfigError) {
     };
     let shown = err.to_string();
     let prefix = format!("{path}:{line}:{column}: ");
-    assert!(shown.starts_with(&prefix), "{shown:?} does not start with {prefix:?}");
+    assert!(
+        shown.starts_with(&prefix),
+        "{shown:?} does not start with {prefix:?}"
+    );
     assert!(!shown.contains('\n'), "{shown:?} is more than one line");
 
     // `line_col` counts '\n' only, and columns in characters, from 1.

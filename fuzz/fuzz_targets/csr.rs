@@ -51,9 +51,8 @@ fn check_sign(csr_pem: &str, csr_der: Option<&[u8]>) {
         .expect("the certificate verifies with the CA's key");
 
     if let Some(der) = csr_der {
-        let (_, csr) =
-            x509_parser::certification_request::X509CertificationRequest::from_der(der)
-                .expect("a CSR that was signed parses");
+        let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(der)
+            .expect("a CSR that was signed parses");
         assert_eq!(
             cert.public_key().raw,
             csr.certification_request_info.subject_pki.raw,

@@ -32,12 +32,18 @@ fn check_enroll(text: &str) {
     assert_eq!(again.ca_fingerprint(), token.ca_fingerprint());
     assert_eq!(again.expose(), exposed);
 
-    let spelled = format!(" {}\t", text.to_ascii_uppercase().replacen("MSE_", "mse_", 1));
+    let spelled = format!(
+        " {}\t",
+        text.to_ascii_uppercase().replacen("MSE_", "mse_", 1)
+    );
     let respelled = EnrollToken::parse(&spelled).expect("case and padding do not matter");
     assert_eq!(respelled.hash(), token.hash());
 
     let secret = &exposed[exposed.len() - 64..];
-    assert!(!format!("{token:?}").contains(secret), "Debug shows the secret");
+    assert!(
+        !format!("{token:?}").contains(secret),
+        "Debug shows the secret"
+    );
 }
 
 fn check_api(text: &str) {
@@ -52,11 +58,17 @@ fn check_api(text: &str) {
     assert_eq!(again.hash(), token.hash());
     assert_eq!(again.expose(), exposed);
 
-    let spelled = format!("\n{}  ", text.to_ascii_uppercase().replacen("MST_", "mst_", 1));
+    let spelled = format!(
+        "\n{}  ",
+        text.to_ascii_uppercase().replacen("MST_", "mst_", 1)
+    );
     let respelled = ApiToken::parse(&spelled).expect("case and padding do not matter");
     assert_eq!(respelled.hash(), token.hash());
 
-    assert!(!format!("{token:?}").contains(&exposed[4..]), "Debug shows the secret");
+    assert!(
+        !format!("{token:?}").contains(&exposed[4..]),
+        "Debug shows the secret"
+    );
 }
 
 fn check_error(err: &TokenError) {

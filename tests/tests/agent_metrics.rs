@@ -221,6 +221,10 @@ fn evicted_rounds_are_reported_as_a_gap() {
     // Rounds older than 2 s are evicted: a collector asking from seq 1 after
     // a few rounds must be told what it missed.
     let f = fixture_with("\n[buffer]\nmax_age = \"2s\"\n");
+    // Seq 1 must exist before a cursor at 1 is valid (else 409).
+    wait_for("the first rounds are buffered", || {
+        (samples(&f, "?after=0", false).last_seq >= 2).then_some(())
+    });
     let batch = wait_for("the oldest rounds are evicted", || {
         let batch = samples(&f, "?after=1", false);
         batch.gap.is_some().then_some(batch)
