@@ -47,11 +47,11 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// 16 MiB frames that decode to at most 64 MiB: far above a full sample batch of a large
-    /// host, far below what hurts an agent.
+    /// 16 MiB frames that decode to at most 16 MiB: above a full sample batch of a large host
+    /// (cut at 12 MiB), and small enough that a lying length prefix reserves at most 128 MiB.
     pub const DEFAULT: Limits = Limits {
         max_frame_bytes: 16 << 20,
-        max_decoded_bytes: 64 << 20,
+        max_decoded_bytes: 16 << 20,
     };
 }
 

@@ -223,7 +223,7 @@ fn header_claiming_4_gib_is_refused_before_decompressing() {
     let err = decode_batch(&frame).unwrap_err();
     assert!(
         matches!(err, CodecError::DecodedTooLarge { len, limit }
-            if len == u64::from(u32::MAX) && limit == 64 << 20),
+            if len == u64::from(u32::MAX) && limit == 16 << 20),
         "{err:?}"
     );
 }
@@ -332,5 +332,21 @@ fn smaller_limits_are_honoured() {
         ..Limits::DEFAULT
     };
     let err = decode_frame::<SampleBatch>(&frame, &tight, is_compatible).unwrap_err();
+    assert!(matches!(err, CodecError::DecodedTooLarge { .. }), "{err:?}");
+}
+
+/// Regression (found while writing the `codec_frame` fuzz target, fuzz/regressions/): a
+/// 554-byte zstd frame declaring 16 MiB + 1 of decoded bincode whose first string claims
+/// ~1 GiB made bincode reserve 1 GiB. Such a frame is now refused before decompression, and
+/// the bincode limit for any accepted size is at most 8× the decoded length.
+#[test]
+fn zstd_frame_claiming_a_gigabyte_string_is_refused_cheaply() {
+    use crate::protocol::info::AgentInfo;
+    use crate::protocol::samples::SampleBatch;
+    let info = include_bytes!("testdata/codec_frame-zstd-claim-info.bin");
+    let batch = include_bytes!("testdata/codec_frame-zstd-claim-batch.bin");
+    let err = decode_frame::<AgentInfo>(info, &Limits::DEFAULT, |_| true).unwrap_err();
+    assert!(matches!(err, CodecError::DecodedTooLarge { .. }), "{err:?}");
+    let err = decode_frame::<SampleBatch>(batch, &Limits::DEFAULT, |_| true).unwrap_err();
     assert!(matches!(err, CodecError::DecodedTooLarge { .. }), "{err:?}");
 }

@@ -11,8 +11,10 @@ use serde::de::DeserializeOwned;
 use super::CodecError;
 
 /// The largest input [`decode_value`] (and a frame's decoded payload) may have whatever the
-/// caller's limit says: 64 MiB, [`super::Limits::DEFAULT`]'s decoded maximum.
-pub const MAX_VALUE_BYTES: usize = 64 << 20;
+/// caller's limit says: 16 MiB, [`super::Limits::DEFAULT`]'s decoded maximum. Kept small
+/// because a lying length prefix can make bincode reserve up to 8× this (see
+/// [`decode_bounded`]); a full sample batch is cut at 12 MiB by the agent.
+pub const MAX_VALUE_BYTES: usize = 16 << 20;
 
 /// Encodes `value` as bincode.
 ///
@@ -47,25 +49,25 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> Resu
 /// 9-byte prefix claiming 4 GiB would allocate 4 GiB. Its limit check runs before that
 /// allocation, but the limit is a const generic: so pick, from a ladder of limits 4× apart,
 /// the smallest one that valid input cannot exceed. bincode counts its claims in memory
-/// bytes, not input bytes (a 1-byte varint `u64` claims 8, a `u128` 16; serde-mode
-/// sequences claim nothing for their length), so a valid value claims at most 16× its
-/// input, and the limit is at least that. A lie is refused once it claims more than the
-/// limit, so it allocates at most 64× the input (64 KiB for small inputs), without touching
-/// that memory (the read fails first). [`MAX_VALUE_BYTES`] × 16 is the top rung, 1 GiB.
+/// bytes, not input bytes (a 1-byte varint `u64` claims 8; serde-mode sequences claim
+/// nothing for their length), so a valid value claims at most 8× its input, and the limit
+/// is at least that. A lie is refused once it claims more than the limit, so it reserves at
+/// most 32× the input (64 KiB for small inputs) and [`MAX_VALUE_BYTES`] × 8 = 128 MiB at
+/// the top rung, without touching that memory (the read fails first). Wire and store types
+/// therefore use no `u128` (a 1-byte varint `u128` claims 16).
 pub(super) fn decode_bounded<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     const KIB: usize = 1 << 10;
     const MIB: usize = 1 << 20;
-    // Claims per input byte in the worst case (a varint u128).
-    const CLAIM_RATIO: usize = 16;
+    // Claims per input byte in the worst case (a 1-byte varint u64).
+    const CLAIM_RATIO: usize = 8;
     match bytes.len().saturating_mul(CLAIM_RATIO) {
         c if c <= 64 * KIB => decode_with_limit::<T, { 64 * KIB }>(bytes),
         c if c <= 256 * KIB => decode_with_limit::<T, { 256 * KIB }>(bytes),
         c if c <= MIB => decode_with_limit::<T, MIB>(bytes),
         c if c <= 4 * MIB => decode_with_limit::<T, { 4 * MIB }>(bytes),
         c if c <= 16 * MIB => decode_with_limit::<T, { 16 * MIB }>(bytes),
-        c if c <= 64 * MIB => decode_with_limit::<T, { 64 * MIB }>(bytes),
-        c if c <= 256 * MIB => decode_with_limit::<T, { 256 * MIB }>(bytes),
-        c if c <= 1024 * MIB => decode_with_limit::<T, { 1024 * MIB }>(bytes),
+        c if c <= 32 * MIB => decode_with_limit::<T, { 32 * MIB }>(bytes),
+        c if c <= 128 * MIB => decode_with_limit::<T, { 128 * MIB }>(bytes),
         _ => Err(CodecError::DecodedTooLarge {
             len: bytes.len() as u64,
             limit: MAX_VALUE_BYTES as u64,
@@ -160,9 +162,9 @@ mod tests {
                 value
             );
 
-            let ints = vec![0_u128; len];
+            let ints = vec![0_u64; len];
             let bytes = encode_value(&ints).unwrap();
-            assert_eq!(decode_value::<Vec<u128>>(&bytes, 1 << 20).unwrap(), ints);
+            assert_eq!(decode_value::<Vec<u64>>(&bytes, 1 << 20).unwrap(), ints);
         }
     }
 
