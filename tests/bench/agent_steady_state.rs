@@ -10,7 +10,9 @@
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p
 //! muster-tests --bench agent_steady_state` (`MUSTER_BENCH_SECONDS=60` for
-//! a short run). Needs Docker and Debian's `busybox-static`. Prints lines
+//! a short run). For what-if runs, `MUSTER_BENCH_AGENT_TOML` is appended to
+//! the agent's config (e.g. `[buffer]` bounds); it is printed with the
+//! result. Needs Docker and Debian's `busybox-static`. Prints lines
 //! only; nothing asserts on them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
@@ -43,7 +45,11 @@ fn main() {
     common::start_containers(&mut kit, CONTAINERS);
     eprintln!("{NAME}: load1 at start {}", common::load1());
 
-    let mut agent = BenchAgent::start("", Some("10s"));
+    let extra = std::env::var("MUSTER_BENCH_AGENT_TOML").unwrap_or_default();
+    if !extra.is_empty() {
+        eprintln!("{NAME}: agent config appended: {extra:?}");
+    }
+    let mut agent = BenchAgent::start(&extra, Some("10s"));
     let pid = agent.proc.pid();
     let scraper = Scraper::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -97,20 +103,26 @@ fn main() {
         .get(&agent.metrics_url)
         .map(|(_, b)| b)
         .unwrap_or_default();
-    let pulled = agent.collector.as_ref().map_or(false, |c| {
+    let pulled = agent.collector.as_ref().is_some_and(|c| {
         c.hosts()
             .as_array()
             .is_some_and(|hosts| hosts.iter().any(|h| h["status"] == "up"))
     });
     eprintln!(
-        "{NAME}: over {wall:.0} s: rss start {rss_start}, cpu {cpu:.2} s; collector sees the agent up: {pulled}; \
+        "{NAME}: over {wall:.0} s: rss start {rss_start}, end {}; cpu {cpu:.2} s; collector sees the agent up: {pulled}; \
          series {}; slowest samplers: {}",
+        common::memory_breakdown(pid),
         common::series_count(&body),
         common::slowest_collectors(&body, 6)
     );
     println!(
         "{NAME} rss_max_bytes={rss_max} rss_end_bytes={rss_end} cpu_percent_of_one_core={cpu_percent:.3} \
-         seconds={wall:.0} containers={CONTAINERS} (targets: rss < 20 MiB, cpu < 0.5%; rss_max/target={:.3})",
+         seconds={wall:.0} containers={CONTAINERS}{} (targets: rss < 20 MiB, cpu < 0.5%; rss_max/target={:.3})",
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" extra_config={extra:?}")
+        },
         rss_max as f64 / TARGET_RSS as f64
     );
     agent.proc.stop();

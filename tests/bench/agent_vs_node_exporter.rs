@@ -28,8 +28,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    BenchAgent, ScrapeRun, Scraper, containers_in, cpu_seconds, ms, quantile, ratio, rss_bytes,
-    samples_of, scrape_many, series_count, slowest_collectors,
+    BenchAgent, ScrapeRun, Scraper, containers_in, cpu_seconds, memory_breakdown, ms, quantile,
+    ratio, rss_bytes, samples_of, scrape_many, series_count, slowest_collectors,
 };
 use muster_tests::docker::DockerKit;
 use muster_tests::{Proc, free_port};
@@ -48,6 +48,8 @@ struct Figures {
     run: ScrapeRun,
     rss: u64,
     series: usize,
+    /// RSS before the 1,000 scrapes and after.
+    memory: String,
 }
 
 impl Figures {
@@ -79,9 +81,10 @@ fn main() {
 
     let ne = measure_node_exporter(&scraper);
     eprintln!(
-        "{NAME}: node_exporter 1000 scrapes in {:.2} s ({} failed); slowest collectors: {}",
+        "{NAME}: node_exporter 1000 scrapes in {:.2} s ({} failed); {}; slowest collectors: {}",
         ne.run.wall.as_secs_f64(),
         ne.run.failures,
+        ne.memory,
         slowest_collectors(&ne.run.last_body, 6)
     );
 
@@ -122,11 +125,21 @@ fn measure_node_exporter(scraper: &Scraper) -> Figures {
     for _ in 0..WARM_UP_SCRAPES {
         let _ = scraper.get(&url);
     }
+    let rss_before = rss_bytes(proc.pid());
     let run = scrape_many(scraper, &url, proc.pid(), SCRAPES, SCRAPE_LIMIT);
     let rss = rss_bytes(proc.pid());
+    let memory = format!(
+        "rss before scrapes {rss_before}, after {}",
+        memory_breakdown(proc.pid())
+    );
     let series = series_count(&run.last_body);
     proc.stop();
-    Figures { run, rss, series }
+    Figures {
+        run,
+        rss,
+        series,
+        memory,
+    }
 }
 
 fn measure_agent(
@@ -162,6 +175,7 @@ fn measure_agent(
     for _ in 0..WARM_UP_SCRAPES {
         let _ = scraper.get(&url);
     }
+    let rss_before = rss_bytes(pid);
     let run = scrape_many(scraper, &url, pid, SCRAPES, SCRAPE_LIMIT);
     let rss = rss_bytes(pid);
     let body = run.last_body.clone();
@@ -169,6 +183,10 @@ fn measure_agent(
         series: series_count(&body),
         run,
         rss,
+        memory: format!(
+            "rss before scrapes {rss_before}, after {}",
+            memory_breakdown(pid)
+        ),
     };
 
     // Background sampling, nothing scraping: several rounds' worth.
@@ -238,9 +256,10 @@ fn measure_agent(
     );
     eprintln!(
         "{NAME}: muster {tag}: 1000 scrapes in {wall:.2} s ({} failed), background {background_rate:.4} cpu-s/s \
-         over {:.0} s idle, process_resident_memory_bytes {process_rss:.0}, body {} bytes; slowest samplers: {}",
+         over {:.0} s idle; {}; process_resident_memory_bytes {process_rss:.0}, body {} bytes; slowest samplers: {}",
         muster.run.failures,
         idle.as_secs_f64(),
+        muster.memory,
         body.len(),
         slowest_collectors(&body, 6)
     );

@@ -87,6 +87,32 @@ pub fn rss_bytes(pid: i32) -> u64 {
     kib * 1024
 }
 
+/// `RssAnon`, `RssFile` (mapped files, mostly the binary's own pages) and
+/// `Threads` of `/proc/<pid>/status`, for the record: `"anon=.. file=.. threads=.."`.
+pub fn memory_breakdown(pid: i32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let kib = |name: &str| {
+        field(name)
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .map_or(0, |k| k * 1024)
+    };
+    format!(
+        "anon={} file={} threads={}",
+        kib("RssAnon:"),
+        kib("RssFile:"),
+        field("Threads:")
+    )
+}
+
 /// An agent enrolled with a collector started for the purpose, its
 /// `[prometheus]` listener on a free loopback port, `extra` TOML appended.
 #[derive(Debug)]
