@@ -43,6 +43,7 @@ fn main() {
         common::give_up("no Docker engine or no /bin/busybox (busybox-static)");
     };
     common::start_containers(&mut kit, CONTAINERS);
+    let foreign_at_start = common::foreign_containers(&kit);
     eprintln!("{NAME}: load1 at start {}", common::load1());
 
     let extra = std::env::var("MUSTER_BENCH_AGENT_TOML").unwrap_or_default();
@@ -74,6 +75,7 @@ fn main() {
     let cpu_start = cpu_seconds(pid);
     let rss_start = rss_bytes(pid);
     let mut rss_max = rss_start;
+    let mut foreign_max = foreign_at_start;
     let mut rss_end = rss_start;
     let checks = seconds.div_ceil(EVERY.as_secs()).max(1);
     for i in 1..=checks {
@@ -85,6 +87,7 @@ fn main() {
         }
         rss_end = rss_bytes(pid);
         rss_max = rss_max.max(rss_end);
+        foreign_max = foreign_max.max(common::foreign_containers(&kit));
         if i % 6 == 0 {
             eprintln!(
                 "{NAME}: {:>4.0} s rss {} cpu {:.2} s",
@@ -124,6 +127,10 @@ fn main() {
             format!(" extra_config={extra:?}")
         },
         rss_max as f64 / TARGET_RSS as f64
+    );
+    println!(
+        "{NAME} other_containers start={foreign_at_start} max={foreign_max} (running containers not this \
+         run's, checked every 10 s; any makes the run not comparable)"
     );
     agent.proc.stop();
     // `agent` (and its collector) then `kit` drop here: processes stopped,

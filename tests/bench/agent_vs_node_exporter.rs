@@ -69,6 +69,7 @@ fn main() {
         common::give_up("no Docker engine or no /bin/busybox (busybox-static)");
     };
     common::start_containers(&mut kit, CONTAINERS);
+    let foreign_at_start = common::foreign_containers(&kit);
     eprintln!("{NAME}: load1 at start {}", common::load1());
     let scraper = Scraper::new();
 
@@ -98,6 +99,11 @@ fn main() {
     ] {
         measure_agent(&scraper, &kit, &ne, label, extra, interval);
     }
+    println!(
+        "{NAME} other_containers start={foreign_at_start} end={} (running containers not this run's; \
+         any makes the run not comparable)",
+        common::foreign_containers(&kit)
+    );
     // `kit` drops here: the containers and the image are removed.
 }
 

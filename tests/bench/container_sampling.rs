@@ -46,6 +46,7 @@ fn main() {
         common::give_up("no Docker engine or no /bin/busybox (busybox-static)");
     };
     let ids = common::start_containers(&mut kit, CONTAINERS);
+    let foreign_at_start = common::foreign_containers(&kit);
     eprintln!("{NAME}: load1 at start {}", common::load1());
     println!(
         "{NAME} fairness: docker stats goes through the engine, which reads every container's stats via the \
@@ -61,6 +62,11 @@ fn main() {
         common::ms(muster),
         common::ms(docker),
         docker.as_secs_f64() / muster.as_secs_f64().max(1e-9),
+    );
+    println!(
+        "{NAME} other_containers start={foreign_at_start} end={} (running containers not this run's; \
+         muster's pass reads them too)",
+        common::foreign_containers(&kit)
     );
     // `kit` drops here: the containers and the image are removed.
 }

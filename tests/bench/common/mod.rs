@@ -181,6 +181,19 @@ pub fn start_containers(kit: &mut DockerKit, n: usize) -> Vec<String> {
     ids
 }
 
+/// Running containers that are not this run's: the agent samples every
+/// container of the engine, so others' containers (a test run sharing the
+/// machine) change what is measured. The benchmarks print this at start and
+/// end; a run with any is not comparable.
+pub fn foreign_containers(kit: &DockerKit) -> usize {
+    let out = kit.docker(&["ps", "--format", "{{.Names}}"]);
+    let prefix = format!("muster-test-{}-", kit.tag);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|name| !name.is_empty() && !name.starts_with(&prefix))
+        .count()
+}
+
 /// Names of the running test containers of `kit` that have series named
 /// `metric` in `body`.
 pub fn containers_in(body: &str, metric: &str, kit: &DockerKit) -> usize {
