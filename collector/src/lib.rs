@@ -11,6 +11,7 @@
 //! - [`hosts`] — enrolled hosts and their up/down state.
 //! - [`enroll`] — signing an agent's CSR against a one-time token.
 //! - [`scrape`] — the pull loop.
+//! - [`series`] — labels, samples and the read trait the store offers its readers.
 //! - [`api`] — the HTTP API.
 //! - [`metrics`] — the collector's own Prometheus metrics.
 //! - [`server`] — `muster-collector serve`, wiring the above together.
@@ -26,6 +27,7 @@ pub mod hosts;
 pub mod metrics;
 pub mod pki;
 pub mod scrape;
+pub mod series;
 pub mod server;
 pub mod tokens;
 
