@@ -1,17 +1,22 @@
 //! The Muster agent: one small process per host.
 //!
-//! Today it serves its identity and health over mutual TLS to the collector
-//! and enrolls itself with a one-time token; samplers, probes, backups and
-//! deploys arrive as later modules under the same API.
+//! It samples host and container metrics into a local buffer (its write-ahead
+//! log), serves them over mutual TLS to the collector and as Prometheus text,
+//! and enrolls itself with a one-time token; probes, backups and deploys
+//! arrive as later modules under the same API.
 //!
 //! - [`config`] — `agent.toml`.
+//! - [`sample`] — the samplers and their scheduler.
+//! - [`buffer`] — the sled ring buffer of sampling rounds.
 //! - [`api`] — the routes the collector calls.
 //! - [`run`] — `muster-agent run`, the server's lifecycle.
 //! - [`enroll`] — `muster-agent enroll`, key pair + CSR + pinned collector.
+//! - [`memory`] — keeping resident memory near the live heap (glibc).
 
 pub mod api;
 pub mod buffer;
 pub mod config;
 pub mod enroll;
+pub mod memory;
 pub mod run;
 pub mod sample;

@@ -72,7 +72,7 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
-    limit_malloc_arenas();
+    muster_agent::memory::limit_arenas();
     // The agent is small: few workers, a capped blocking pool whose threads
     // outlive the sampling interval (so they are reused, not re-spawned).
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -118,19 +118,3 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
     })
 }
-
-/// glibc gives each thread that allocates its own malloc arena (up to 8 per
-/// core), and each keeps freed memory: for a process of a few MiB that is
-/// most of its RSS. Two arenas are plenty for the agent's few threads.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn limit_malloc_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter; called before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}

@@ -336,6 +336,8 @@ impl Scheduler {
         let sink = self.sink.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let result = sink.append(timestamp_unix_ms, &values);
+            // The round's buffers are free now; give their pages back.
+            crate::memory::release_free();
             (values, result)
         })
         .await;
