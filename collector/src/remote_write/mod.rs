@@ -35,6 +35,9 @@ mod report;
 mod sender;
 mod url;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
