@@ -28,6 +28,9 @@ pub struct CollectorConfig {
     /// Certificate files; defaults live under `<data_dir>/pki`.
     #[serde(default)]
     pub pki: PkiConfig,
+    /// Endpoints to remote-write every stored sample to (`[[remote_write]]`, any number).
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::config::RemoteWriteConfig>,
 }
 
 /// The API listener.

@@ -108,6 +108,11 @@ impl Metrics {
         })
     }
 
+    /// The registry, for parts that register their own families (remote write).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
