@@ -26,6 +26,9 @@ fn scalar_arithmetic_follows_precedence() {
     assert_eq!(scalar(&s, "2 >= bool 2", 0), 1.0);
     assert!(scalar(&s, "0 / 0", 0).is_nan());
     assert_eq!(scalar(&s, "1 / 0", 0), f64::INFINITY);
+    assert_eq!(scalar(&s, "0x10 + 1e3", 0), 1016.0);
+    assert_eq!(scalar(&s, "-Inf", 0), f64::NEG_INFINITY);
+    assert!(scalar(&s, "NaN", 0).is_nan());
 }
 
 #[test]
