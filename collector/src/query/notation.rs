@@ -74,11 +74,11 @@ pub fn expand_values(
     let mut push = |value: Option<f64>, slot: &mut i64| {
         if let Some(value) = value {
             out.push(Sample {
-                timestamp_ms: start_ms + *slot * interval_ms,
+                timestamp_ms: start_ms.saturating_add(slot.saturating_mul(interval_ms)),
                 value,
             });
         }
-        *slot += 1;
+        *slot = slot.saturating_add(1);
     };
     for item in values.split_whitespace() {
         let bad = || NotationError::Value {
@@ -90,7 +90,7 @@ pub fn expand_values(
             _ => match item.rsplit_once('x') {
                 Some(("_", times)) => {
                     let times: i64 = times.parse().map_err(|_| bad())?;
-                    slot += times;
+                    slot = slot.saturating_add(times);
                 }
                 Some((head, times)) => {
                     let times: u32 = times.parse().map_err(|_| bad())?;
