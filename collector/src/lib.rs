@@ -12,6 +12,7 @@
 //! - [`enroll`] — signing an agent's CSR against a one-time token.
 //! - [`scrape`] — the pull loop.
 //! - [`series`] — labels, samples and the read trait the store offers its readers.
+//! - [`query`] — PromQL evaluation (instant and range queries) over a series source.
 //! - [`remote_write`] — Prometheus remote write 1.0 to VictoriaMetrics, Mimir, Thanos, Prometheus.
 //! - [`api`] — the HTTP API.
 //! - [`metrics`] — the collector's own Prometheus metrics.
@@ -27,6 +28,7 @@ pub mod enroll;
 pub mod hosts;
 pub mod metrics;
 pub mod pki;
+pub mod query;
 pub mod remote_write;
 pub mod scrape;
 pub mod series;

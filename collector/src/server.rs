@@ -23,6 +23,7 @@ use crate::config::CollectorSettings;
 use crate::hosts::HostRegistry;
 use crate::metrics::Metrics;
 use crate::pki::Pki;
+use crate::query::MemorySource;
 use crate::scrape::client::AgentClients;
 use crate::scrape::{ScrapeOptions, Scraper};
 use crate::tokens::TokenStore;
@@ -131,6 +132,8 @@ pub async fn serve(
         metrics,
         ready,
         agent_cert_validity: settings.agent_cert_validity,
+        // The time-series store replaces this empty source when it lands.
+        series: Arc::new(MemorySource::new()),
     };
     let scheme = if settings.api_tls { "https" } else { "http" };
     let started = Started {

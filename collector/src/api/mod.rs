@@ -3,7 +3,8 @@
 //! Public: `/health`, `/health/live`, `/health/ready`, `/version`, `/metrics`,
 //! and `POST /api/v1/enroll` (authenticated by the one-time token in its
 //! body). Everything else under `/api/v1` needs a bearer token of a minimum
-//! role, enforced by the route group's middleware (see [`auth`]).
+//! role, enforced by the route group's middleware (see [`auth`]). The
+//! Prometheus-compatible query endpoints ([`query`]) are in the viewer group.
 //!
 //! Layer order, outermost first: request id and span (so every log line of a
 //! request carries its id), request metrics, body limit, then routing.
@@ -12,8 +13,16 @@ pub mod auth;
 pub mod enroll;
 pub mod error;
 pub mod hosts;
+pub mod query;
+pub mod query_params;
+pub mod query_response;
 pub mod system;
 pub mod tokens;
+
+#[cfg(test)]
+mod query_tests;
+#[cfg(test)]
+pub(crate) mod test_kit;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -48,12 +57,22 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// Lifetime of agent certificates signed at enrollment.
     pub agent_cert_validity: std::time::Duration,
+    /// Stored series, for the query API.
+    pub series: Arc<dyn crate::series::SeriesSource>,
 }
 
 /// Builds the router; tests call it without a socket.
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let viewer = Router::new()
         .route("/api/v1/hosts", get(hosts::list))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
+        .route("/api/v1/series", get(query::series).post(query::series))
+        .route(
+            "/api/v1/labels",
+            get(query::label_names).post(query::label_names),
+        )
+        .route("/api/v1/label/{name}/values", get(query::label_values))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,

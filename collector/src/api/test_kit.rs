@@ -1,0 +1,102 @@
+//! What API tests share: a complete [`ApiState`] in a temp dir, the router over it and
+//! tokens to call it with, so a handler test needs no socket and no running collector.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use muster_shared::store::{Store, StoreOptions};
+use tower::ServiceExt;
+
+use super::{ApiState, router};
+use crate::config::PkiPaths;
+use crate::hosts::HostRegistry;
+use crate::metrics::Metrics;
+use crate::pki::{Pki, init};
+use crate::series::SeriesSource;
+use crate::tokens::{ApiRole, TokenStore};
+
+/// A router over a fresh state, with a viewer token. Keep `_dir` alive while it's used.
+pub(crate) struct TestApi {
+    pub _dir: tempfile::TempDir,
+    pub router: Router,
+    pub viewer_token: String,
+}
+
+impl TestApi {
+    /// State backed by a temp dir, reading series from `series`.
+    pub fn new(series: Arc<dyn SeriesSource>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = PkiPaths::under(dir.path());
+        init(&paths, &[]).expect("ca init");
+        let store = Store::open(&dir.path().join("store"), StoreOptions::collector())
+            .expect("open the store");
+        let tokens = TokenStore::open(&store).expect("open tokens");
+        let viewer_token = tokens
+            .create_api(ApiRole::Viewer, "test", 0)
+            .expect("create a viewer token")
+            .expose()
+            .to_owned();
+        let state = ApiState {
+            hosts: Arc::new(HostRegistry::open(&store).expect("open hosts")),
+            pki: Arc::new(Pki::load(&paths).expect("load the PKI")),
+            tokens: Arc::new(tokens),
+            store,
+            metrics: Metrics::new().expect("metrics"),
+            ready: Arc::new(AtomicBool::new(true)),
+            agent_cert_validity: Duration::from_secs(3600),
+            series,
+        };
+        Self {
+            _dir: dir,
+            router: router(state, 1024 * 1024),
+            viewer_token,
+        }
+    }
+
+    /// Sends `request` (adding the viewer token unless it has an Authorization header) and
+    /// returns the status and the body as text.
+    pub async fn send(&self, mut request: Request<Body>) -> (StatusCode, String) {
+        if !request.headers().contains_key("authorization") {
+            let value = format!("Bearer {}", self.viewer_token)
+                .parse()
+                .expect("a valid header");
+            request.headers_mut().insert("authorization", value);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router answers");
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("read the body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// `GET uri`.
+    pub async fn get(&self, uri: &str) -> (StatusCode, String) {
+        self.send(Request::get(uri).body(Body::empty()).expect("a request"))
+            .await
+    }
+
+    /// `POST uri` with a form body.
+    pub async fn post_form(&self, uri: &str, form: &str) -> (StatusCode, String) {
+        self.send(
+            Request::post(uri)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(form.to_owned()))
+                .expect("a request"),
+        )
+        .await
+    }
+}
