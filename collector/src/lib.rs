@@ -14,6 +14,7 @@
 //! - [`series`] — labels, samples and the read trait the store offers its readers.
 //! - [`query`] — PromQL evaluation (instant and range queries) over a series source.
 //! - [`remote_write`] — Prometheus remote write 1.0 to VictoriaMetrics, Mimir, Thanos, Prometheus.
+//! - [`federate`] — `/federate`: the latest samples as Prometheus text.
 //! - [`api`] — the HTTP API.
 //! - [`metrics`] — the collector's own Prometheus metrics.
 //! - [`server`] — `muster-collector serve`, wiring the above together.
@@ -25,6 +26,7 @@ pub mod commands;
 pub mod config;
 pub mod dev;
 pub mod enroll;
+pub mod federate;
 pub mod hosts;
 pub mod metrics;
 pub mod pki;

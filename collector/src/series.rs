@@ -190,6 +190,23 @@ pub trait SeriesSource: Send + Sync {
         limit: usize,
     ) -> Result<Vec<SeriesSamples>, SourceError>;
 
+    /// The latest sample of each selected series within `start_ms..=end_ms`, at most
+    /// `limit` series. The default reads the range through [`SeriesSource::select`]; a
+    /// store that can find the newest sample without decoding the range overrides it.
+    fn latest(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(Labels, Sample)>, SourceError> {
+        Ok(self
+            .select(matchers, start_ms, end_ms, limit)?
+            .into_iter()
+            .filter_map(|s| s.samples.last().copied().map(|last| (s.labels, last)))
+            .collect())
+    }
+
     /// The label sets of the selected series, sorted, without their samples.
     fn series(
         &self,

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod enroll;
 pub mod error;
+pub mod federate;
 pub mod hosts;
 pub mod query;
 pub mod query_params;
@@ -19,6 +20,8 @@ pub mod query_response;
 pub mod system;
 pub mod tokens;
 
+#[cfg(test)]
+mod federate_tests;
 #[cfg(test)]
 mod query_tests;
 #[cfg(test)]
@@ -73,6 +76,10 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
             get(query::label_names).post(query::label_names),
         )
         .route("/api/v1/label/{name}/values", get(query::label_values))
+        .route(
+            "/federate",
+            get(federate::federate).post(federate::federate),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
