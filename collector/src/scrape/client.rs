@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use muster_shared::codec::{self, CodecError, Limits};
 use muster_shared::protocol::info::AgentInfo;
+use muster_shared::protocol::samples::SampleBatch;
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION, is_compatible};
 use muster_shared::telemetry::REQUEST_ID_HEADER;
 use muster_shared::tls::{self, PeerPolicy, TlsError};
@@ -35,6 +36,9 @@ pub enum ScrapeError {
     /// The answer did not decode.
     #[error("bad answer: {0}")]
     Decode(#[from] CodecError),
+    /// The batch decoded but breaks the protocol's invariants.
+    #[error("bad batch: {0}")]
+    BadBatch(String),
     /// The agent reports another host id than the one enrolled here.
     #[error("agent reports host id {found:?}, expected {expected:?}")]
     HostMismatch {
@@ -42,6 +46,13 @@ pub enum ScrapeError {
         expected: String,
         /// What it said.
         found: String,
+    },
+    /// The agent no longer holds the cursor's history: its buffer was wiped or
+    /// belongs to an earlier life of the host (HTTP 409). Ask again from 0.
+    #[error("the agent does not know cursor {after} (its buffer was reset)")]
+    CursorAhead {
+        /// The cursor sent.
+        after: u64,
     },
     /// The agent speaks an incompatible protocol version.
     #[error("agent protocol version {agent} is not compatible with the collector's {ours}")]
@@ -168,6 +179,62 @@ impl AgentClient {
     }
 }
 
+impl AgentClient {
+    /// `GET /v1/samples?after=..&max=..`: the raw frame of the next batch after
+    /// `after`. Decoding is left to the caller, on the blocking pool (a batch can
+    /// be megabytes of zstd).
+    ///
+    /// # Errors
+    /// A [`ScrapeError`]; [`ScrapeError::CursorAhead`] for a 409.
+    pub async fn samples_frame(
+        &self,
+        address: SocketAddr,
+        request_id: &str,
+        after: u64,
+        max: u32,
+    ) -> Result<bytes::Bytes, ScrapeError> {
+        let url = format!("https://{address}/v1/samples?after={after}&max={max}");
+        let call = async {
+            let response = self
+                .http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, BATCH_MEDIA_TYPE)
+                .header(REQUEST_ID_HEADER, request_id)
+                .send()
+                .await
+                .map_err(|e| ScrapeError::Transport(error_chain(&e)))?;
+            let status = response.status();
+            if status == reqwest::StatusCode::CONFLICT {
+                return Err(ScrapeError::CursorAhead { after });
+            }
+            if !status.is_success() {
+                return Err(ScrapeError::Status(status.as_u16()));
+            }
+            response
+                .bytes()
+                .await
+                .map_err(|e| ScrapeError::Transport(error_chain(&e)))
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| ScrapeError::Timeout(self.timeout))?
+    }
+}
+
+/// Decodes and checks a batch frame from an agent: size limits before
+/// decompressing and decoding, then the batch's invariants.
+///
+/// # Errors
+/// [`ScrapeError::Decode`] or [`ScrapeError::BadBatch`].
+pub fn decode_batch(frame: &[u8]) -> Result<SampleBatch, ScrapeError> {
+    let (_, batch): (u16, SampleBatch) =
+        codec::decode_frame(frame, &Limits::DEFAULT, is_compatible)?;
+    batch
+        .validate()
+        .map_err(|e| ScrapeError::BadBatch(e.to_string()))?;
+    Ok(batch)
+}
+
 /// An error and its causes on one line; reqwest hides the TLS reason in the
 /// chain.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
@@ -182,4 +249,61 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_shared::protocol::samples::{Round, SeriesDef, SeriesValue};
+
+    fn batch() -> SampleBatch {
+        SampleBatch {
+            first_seq: 1,
+            last_seq: 1,
+            next_after: 1,
+            more: false,
+            gap: None,
+            series: vec![SeriesDef {
+                id: 0,
+                metric: "up".to_owned(),
+                labels: vec![],
+            }],
+            rounds: vec![Round {
+                seq: 1,
+                timestamp_unix_ms: 1_000,
+                values: vec![SeriesValue {
+                    series: 0,
+                    value: 1.0,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn decodes_a_valid_batch() {
+        let frame = codec::encode_frame(&batch(), PROTOCOL_VERSION, 3).expect("encode");
+        assert_eq!(decode_batch(&frame).expect("decode"), batch());
+    }
+
+    #[test]
+    fn refuses_garbage_truncation_and_broken_invariants() {
+        assert!(matches!(
+            decode_batch(b"not a frame at all"),
+            Err(ScrapeError::Decode(_))
+        ));
+        let frame = codec::encode_frame(&batch(), PROTOCOL_VERSION, 3).expect("encode");
+        for cut in [1, 8, 16, frame.len() - 1] {
+            assert!(
+                matches!(decode_batch(&frame[..cut]), Err(ScrapeError::Decode(_))),
+                "cut at {cut}"
+            );
+        }
+        let mut broken = batch();
+        broken.rounds[0].values[0].series = 7; // no such series in the dictionary
+        let frame = codec::encode_frame(&broken, PROTOCOL_VERSION, 3).expect("encode");
+        assert!(matches!(
+            decode_batch(&frame),
+            Err(ScrapeError::BadBatch(_))
+        ));
+    }
 }
