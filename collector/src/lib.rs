@@ -12,6 +12,7 @@
 //! - [`enroll`] — signing an agent's CSR against a one-time token.
 //! - [`scrape`] — the pull loop.
 //! - [`series`] — labels, samples and the read trait the store offers its readers.
+//! - [`tsdb`] — the time-series store: compressed chunks and series index in sled.
 //! - [`api`] — the HTTP API.
 //! - [`metrics`] — the collector's own Prometheus metrics.
 //! - [`server`] — `muster-collector serve`, wiring the above together.
@@ -30,6 +31,7 @@ pub mod scrape;
 pub mod series;
 pub mod server;
 pub mod tokens;
+pub mod tsdb;
 
 /// Milliseconds since the Unix epoch, the collector's one clock reading.
 pub fn unix_ms() -> u64 {
