@@ -3,7 +3,11 @@
 pub mod align;
 pub mod bitstream;
 pub mod chunk;
+pub mod config;
 pub mod encoding;
+pub mod error;
+pub mod index;
+mod select;
 
 #[cfg(test)]
 mod synthetic;
