@@ -13,6 +13,8 @@
 //! 2–5 ms late in 8% of rounds (a loaded host) and 10–200 ms late in 2%.
 //! `Kind` keeps each class apart so a test can report bytes per class.
 
+use muster_shared::protocol::samples::{Label, Round, SampleBatch, SeriesDef, SeriesValue};
+
 /// A deterministic SplitMix64 generator (no dependency; reproducible figures).
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -144,7 +146,9 @@ pub struct SyntheticHost {
     profile: HostProfile,
     kinds: Vec<Kind>,
     values: Vec<f64>,
+    defs: Vec<SeriesDef>,
     round: i64,
+    seq: u64,
 }
 
 impl SyntheticHost {
@@ -153,11 +157,12 @@ impl SyntheticHost {
         let mut rng = Rng::new(seed);
         let mut kinds = Vec::with_capacity(profile.series);
         let mut values = Vec::with_capacity(profile.series);
+        let mut defs = Vec::with_capacity(profile.series);
         for i in 0..profile.series {
             let share = (i * 100 / profile.series.max(1)) as u32;
             let pick =
                 |rng: &mut Rng, options: &[f64]| options[rng.below(options.len() as u64) as usize];
-            let (kind, _metric, start) = match share {
+            let (kind, metric, start) = match share {
                 0..=39 => (
                     Kind::Constant,
                     "node_filesystem_size_bytes",
@@ -213,13 +218,29 @@ impl SyntheticHost {
             };
             kinds.push(kind);
             values.push(start);
+            defs.push(SeriesDef {
+                id: i as u32,
+                metric: metric.to_owned(),
+                labels: vec![
+                    Label {
+                        name: "device".to_owned(),
+                        value: format!("dev{}", i % 7),
+                    },
+                    Label {
+                        name: "index".to_owned(),
+                        value: i.to_string(),
+                    },
+                ],
+            });
         }
         SyntheticHost {
             rng,
             profile,
             kinds,
             values,
+            defs,
             round: 0,
+            seq: 0,
         }
     }
 
@@ -278,6 +299,39 @@ impl SyntheticHost {
         SyntheticRound {
             timestamp_ms,
             values: self.values.clone(),
+        }
+    }
+
+    /// The next `rounds` rounds as the batch an agent would send (sequence numbers go on
+    /// from the previous batch).
+    pub fn next_batch(&mut self, rounds: usize) -> SampleBatch {
+        let rounds: Vec<Round> = (0..rounds)
+            .map(|_| {
+                let round = self.next_round();
+                self.seq += 1;
+                Round {
+                    seq: self.seq,
+                    timestamp_unix_ms: round.timestamp_ms as u64,
+                    values: round
+                        .values
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &value)| SeriesValue {
+                            series: i as u32,
+                            value,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        SampleBatch {
+            first_seq: rounds.first().map_or(0, |r| r.seq),
+            last_seq: rounds.last().map_or(0, |r| r.seq),
+            next_after: self.seq,
+            more: false,
+            gap: None,
+            series: self.defs.clone(),
+            rounds,
         }
     }
 }
