@@ -28,6 +28,9 @@ pub struct CollectorConfig {
     /// Certificate files; defaults live under `<data_dir>/pki`.
     #[serde(default)]
     pub pki: PkiConfig,
+    /// The time-series store: retention, rollups, chunk windows.
+    #[serde(default)]
+    pub storage: crate::tsdb::config::TsdbConfig,
 }
 
 /// The API listener.
@@ -240,7 +243,10 @@ impl CollectorSettings {
             scrape_concurrency: raw.scrape.concurrency,
             agent_cert_validity: raw.pki.agent_cert_validity.get(),
         };
-        let problems = settings.problems();
+        let mut problems = settings.problems();
+        if let Err(storage) = raw.storage.resolve() {
+            problems.extend(storage);
+        }
         if problems.is_empty() {
             Ok(settings)
         } else {
@@ -330,6 +336,12 @@ mod tests {
                 .starts_with("/srv/muster/collector.toml:2:12:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn storage_problems_are_reported_with_the_rest() {
+        let err = resolve("[storage]\nretention = \"1h\"\n").unwrap_err();
+        assert!(err.to_string().contains("storage.retention"), "{err}");
     }
 
     #[test]

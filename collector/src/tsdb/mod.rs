@@ -19,7 +19,7 @@
 //!
 //! - [`chunk`] ([`encoding`], [`bitstream`]): the compressed chunk format;
 //!   [`align`]: moving jittered timestamps onto the host's grid.
-//! - [`index`] (+ `select.rs`): labels ↔ series ids, postings, matcher selection.
+//! - [`index`]: labels ↔ series ids, postings, matcher selection.
 //! - [`head`]: open chunks and closed ones awaiting a flush.
 //! - [`block`]: closed chunks in sled, one range scan per series read.
 //! - `ingest.rs`, `flush.rs`, `read.rs`: the operations on [`Tsdb`].
@@ -51,7 +51,6 @@ pub mod retention;
 mod flush;
 mod ingest;
 mod read;
-mod select;
 
 #[cfg(test)]
 mod synthetic;

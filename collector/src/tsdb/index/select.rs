@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use hashbrown::HashMap;
 
-use super::index::{MemIndex, SeriesId};
+use super::{MemIndex, SeriesId};
 use crate::series::{MatchOp, Matcher};
 
 impl MemIndex {
@@ -142,7 +142,7 @@ fn intersect(lists: &[&[SeriesId]]) -> Vec<SeriesId> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::index::Index;
+    use super::super::Index;
     use crate::series::{Labels, Matcher};
     use muster_shared::store::{Store, StoreOptions};
     use promql_parser::parser::{self, Expr};
