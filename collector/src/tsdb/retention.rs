@@ -13,10 +13,10 @@
 //!
 //! # Steps, and what an interruption leaves
 //!
-//! 1. Seal: raise `sealed_before` to the day `now - retention` falls in, persist it, and
-//!    flush the head so no raw data below it stays in memory.
-//! 2. Roll up every raw block below `sealed_before`, a group of series at a time, one
-//!    rollup record per series per day, and commit. Interrupted: the next run computes the
+//! 1. Seal: raise `sealed_before` to the day `now - retention` falls in and persist it.
+//! 2. Flush the head, so no raw data below the seal stays in memory; then roll up every
+//!    raw block below `sealed_before`, a group of series at a time, one rollup record per
+//!    series per day, and commit. Interrupted: the next run computes the
 //!    same records again from the same raw blocks (they are deleted only after step 3).
 //! 3. Raise and persist `rolled_up_before`.
 //! 4. Delete raw blocks below `rolled_up_before`, a group of series per batch (all of a
@@ -116,10 +116,12 @@ impl Tsdb {
         if cutoff > self.floors.sealed_before.load(Ordering::Acquire) {
             self.floors.sealed_before.store(cutoff, Ordering::Release);
             self.write_floors("sealing")?;
-            self.flush(now_ms)?;
         }
         let sealed = self.floors.sealed_before.load(Ordering::Acquire);
         if self.floors.rolled_up_before.load(Ordering::Acquire) < sealed {
+            // Whatever the head still holds below the seal goes to the blocks first (also
+            // when an earlier run sealed but failed here).
+            self.flush(now_ms)?;
             for group in self.id_groups() {
                 self.roll_up_group(group, sealed, &mut stats)?;
             }
