@@ -31,6 +31,9 @@ pub struct CollectorConfig {
     /// Endpoints to remote-write every stored sample to (`[[remote_write]]`, any number).
     #[serde(default)]
     pub remote_write: Vec<crate::remote_write::config::RemoteWriteConfig>,
+    /// The time-series store: retention, rollups, chunk windows.
+    #[serde(default)]
+    pub storage: crate::tsdb::config::TsdbConfig,
 }
 
 /// The API listener.
@@ -243,7 +246,10 @@ impl CollectorSettings {
             scrape_concurrency: raw.scrape.concurrency,
             agent_cert_validity: raw.pki.agent_cert_validity.get(),
         };
-        let problems = settings.problems();
+        let mut problems = settings.problems();
+        if let Err(storage) = raw.storage.resolve() {
+            problems.extend(storage);
+        }
         if problems.is_empty() {
             Ok(settings)
         } else {
@@ -333,6 +339,12 @@ mod tests {
                 .starts_with("/srv/muster/collector.toml:2:12:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn storage_problems_are_reported_with_the_rest() {
+        let err = resolve("[storage]\nretention = \"1h\"\n").unwrap_err();
+        assert!(err.to_string().contains("storage.retention"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`query`] — PromQL evaluation (instant and range queries) over a series source.
 //! - [`remote_write`] — Prometheus remote write 1.0 to VictoriaMetrics, Mimir, Thanos, Prometheus.
 //! - [`federate`] — `/federate`: the latest samples as Prometheus text.
+//! - [`tsdb`] — the time-series store: compressed chunks and series index in sled.
 //! - [`api`] — the HTTP API.
 //! - [`metrics`] — the collector's own Prometheus metrics.
 //! - [`server`] — `muster-collector serve`, wiring the above together.
@@ -36,6 +37,7 @@ pub mod scrape;
 pub mod series;
 pub mod server;
 pub mod tokens;
+pub mod tsdb;
 
 /// Milliseconds since the Unix epoch, the collector's one clock reading.
 pub fn unix_ms() -> u64 {

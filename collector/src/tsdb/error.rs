@@ -1,0 +1,114 @@
+//! Why a store operation failed. Each variant names its subject (host, series, phase) and
+//! says whether retrying can help.
+
+use muster_shared::protocol::samples::BatchError;
+use muster_shared::store::StoreError;
+
+use super::chunk::ChunkError;
+use super::index::SeriesId;
+
+/// A failed [`super::Tsdb`] operation.
+#[derive(Debug, thiserror::Error)]
+pub enum TsdbError {
+    /// A batch broke the protocol's invariants; nothing of it was stored. Not retryable.
+    #[error("batch from host {host} refused")]
+    InvalidBatch {
+        /// The host that sent it.
+        host: String,
+        /// The broken invariant.
+        #[source]
+        source: BatchError,
+    },
+    /// A batch is well formed but unstorable (an empty metric name, a timestamp beyond the
+    /// year 10,000); nothing of it was stored. Not retryable.
+    #[error("batch from host {host} refused: {reason}")]
+    Refused {
+        /// The host that sent it.
+        host: String,
+        /// What is wrong, naming the series or round.
+        reason: String,
+    },
+    /// Opening the store's trees or loading the index failed.
+    #[error("opening the time-series store: {what}")]
+    Open {
+        /// What was being read.
+        what: &'static str,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// Writing new series to the index failed; the batch's samples were not stored.
+    /// Retryable (disk space, I/O).
+    #[error("writing {count} new series of host {host} to the index")]
+    IndexWrite {
+        /// The host whose batch defined them.
+        host: String,
+        /// How many series.
+        count: usize,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// Reading a series' blocks or its last durable timestamp failed.
+    #[error("reading blocks of series {series}")]
+    ReadBlocks {
+        /// The series.
+        series: SeriesId,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// A stored chunk does not decode (damaged on disk).
+    #[error("chunk of series {series} ending at {max_ts} ms is damaged")]
+    Chunk {
+        /// The series.
+        series: SeriesId,
+        /// The chunk's last timestamp (its key).
+        max_ts: i64,
+        /// What is wrong with it.
+        #[source]
+        source: ChunkError,
+    },
+    /// A flush could not write its blocks or commit them; the head keeps them and the
+    /// durable cursors did not move. Retryable: the next flush writes them again.
+    #[error("flushing {chunks} chunks: {step}")]
+    Flush {
+        /// How many chunks were being written.
+        chunks: usize,
+        /// `writing blocks` or `committing blocks`.
+        step: &'static str,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// Blocks were committed but the durable cursors could not be; they stay where they
+    /// were (re-ingest after a crash drops the duplicates). Retryable.
+    #[error("persisting durable cursors of {hosts} hosts")]
+    Cursors {
+        /// How many hosts' cursors were being written.
+        hosts: usize,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// A compaction step failed; running compaction again resumes it.
+    #[error("compaction: {step}")]
+    Compact {
+        /// What was being done.
+        step: &'static str,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl TsdbError {
+    /// Whether the same call may succeed later (I/O, disk space), as opposed to input that
+    /// will always be refused.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            TsdbError::InvalidBatch { .. } | TsdbError::Refused { .. } | TsdbError::Chunk { .. }
+        )
+    }
+}

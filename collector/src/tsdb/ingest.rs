@@ -1,0 +1,336 @@
+//! Ingesting an agent's [`SampleBatch`]: checks, series resolution through a per-host
+//! cache, and appends to the head.
+//!
+//! A batch is checked whole before anything is stored, so a malformed batch changes
+//! nothing. Each batch carries its own series dictionary; a host's cache maps a dictionary
+//! entry's *content* (metric and labels, the agent's `host` label left out since ours
+//! replaces it) to the series' id and head slot. The key is a 128-bit hash with seeds
+//! chosen at random per process (a collision needs ~2^64 series of one host; an agent
+//! cannot aim for one without the seeds), so a steady-state batch costs one hash per
+//! series, no index lookup and no allocation beyond the cache's own growth. Misses go to
+//! the index in one call, which writes all new series in one batch.
+//!
+//! Rounds are appended under their host's head shard lock, one lock per round, then
+//! noted for the durable cursor (`cursor.rs`).
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use muster_shared::protocol::samples::{SampleBatch, SeriesDef};
+
+use super::align::TimestampAligner;
+use super::cursor::PendingRounds;
+use super::error::TsdbError;
+use super::head::Append;
+use super::index::{HOST_LABEL, SeriesId};
+use super::{Tsdb, block, lock};
+use crate::series::{Labels, METRIC_NAME};
+
+/// Latest round timestamp accepted: the start of the year 10000, in ms.
+const MAX_TIMESTAMP_MS: u64 = 253_402_300_800_000;
+/// Most labels a series may have.
+const MAX_LABELS: usize = 256;
+
+/// What one [`Tsdb::ingest`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Samples stored.
+    pub appended: u64,
+    /// Samples dropped because the series already has a sample at or after their
+    /// timestamp: a re-pull's overlap.
+    pub duplicates: u64,
+    /// Samples dropped because they are older than the raw data kept (already rolled up).
+    pub too_old: u64,
+    /// Samples dropped because their series would exceed `max_series`.
+    pub over_limit: u64,
+    /// Series this batch created.
+    pub new_series: u64,
+}
+
+/// A series' id and its head slot (in its host's shard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SeriesRef {
+    id: SeriesId,
+    slot: u32,
+}
+
+/// Per-host ingest state.
+#[derive(Debug)]
+pub(super) struct HostState {
+    /// The head shard of this host's series.
+    pub shard: usize,
+    /// Held for a whole ingest call: one host's batches are stored one at a time.
+    ingest: Mutex<HostIngest>,
+    /// Rounds not yet covered by the durable cursor.
+    pub rounds: Mutex<PendingRounds>,
+}
+
+#[derive(Debug, Default)]
+struct HostIngest {
+    cache: HashTable<(u128, SeriesRef)>,
+    aligner: TimestampAligner,
+    /// Def id → series, for the batch being ingested (reused across batches).
+    refs: Vec<Option<SeriesRef>>,
+    /// Sparse fallback when def ids are not dense: (def id, series), sorted once filled.
+    sparse: Vec<(u32, Option<SeriesRef>)>,
+    sparse_sorted: bool,
+}
+
+impl HostState {
+    pub(super) fn new(shard: usize) -> Self {
+        HostState {
+            shard,
+            ingest: Mutex::default(),
+            rounds: Mutex::default(),
+        }
+    }
+}
+
+/// The two random seeds of the cache key.
+#[derive(Debug, Default)]
+pub(super) struct CacheSeeds(DefaultHashBuilder, DefaultHashBuilder);
+
+impl CacheSeeds {
+    fn key(&self, def: &SeriesDef) -> u128 {
+        let feed = |builder: &DefaultHashBuilder| {
+            let mut h = builder.build_hasher();
+            h.write(def.metric.as_bytes());
+            h.write_u8(0xff);
+            for label in def.labels.iter().filter(|l| l.name != HOST_LABEL) {
+                h.write(label.name.as_bytes());
+                h.write_u8(0xfe);
+                h.write(label.value.as_bytes());
+                h.write_u8(0xff);
+            }
+            h.finish()
+        };
+        (u128::from(feed(&self.0)) << 64) | u128::from(feed(&self.1))
+    }
+}
+
+/// Refuses what validation does not cover and the store cannot hold.
+fn check(host: &str, batch: &SampleBatch) -> Result<(), TsdbError> {
+    let refuse = |reason: String| TsdbError::Refused {
+        host: host.to_owned(),
+        reason,
+    };
+    if host.is_empty() {
+        return Err(refuse("the host id is empty".to_owned()));
+    }
+    batch.validate().map_err(|source| TsdbError::InvalidBatch {
+        host: host.to_owned(),
+        source,
+    })?;
+    for def in &batch.series {
+        if def.metric.is_empty() {
+            return Err(refuse(format!("series id {} has no metric name", def.id)));
+        }
+        if def.labels.len() > MAX_LABELS {
+            return Err(refuse(format!(
+                "series id {} has {} labels, more than {MAX_LABELS}",
+                def.id,
+                def.labels.len()
+            )));
+        }
+        if def.labels.iter().any(|l| l.name.is_empty()) {
+            return Err(refuse(format!(
+                "series id {} has an empty label name",
+                def.id
+            )));
+        }
+    }
+    if let Some(round) = batch
+        .rounds
+        .iter()
+        .find(|r| r.timestamp_unix_ms > MAX_TIMESTAMP_MS)
+    {
+        return Err(refuse(format!(
+            "round seq {} has timestamp {} ms, after the year 9999",
+            round.seq, round.timestamp_unix_ms
+        )));
+    }
+    Ok(())
+}
+
+/// The labels stored for `def` from `host`: its labels, `__name__` and our `host`.
+fn stored_labels(host: &str, def: &SeriesDef) -> Labels {
+    Labels::from_pairs(
+        def.labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .chain([(METRIC_NAME, def.metric.as_str()), (HOST_LABEL, host)]),
+    )
+}
+
+impl Tsdb {
+    /// Stores a batch pulled from `host`: checks it (nothing is stored if any check
+    /// fails), labels every series `host="<host>"` (replacing an agent's own `host`
+    /// label), and appends its samples to the head. Safe to call from many threads for
+    /// different hosts at once; one host's calls run one after another. Blocks (index
+    /// writes for new series, sled reads for series new to the head): call it from
+    /// `spawn_blocking`.
+    ///
+    /// Samples at or before a series' last timestamp are dropped and counted, so
+    /// re-ingesting rounds after a crash is harmless.
+    ///
+    /// # Errors
+    /// [`TsdbError::InvalidBatch`] and [`TsdbError::Refused`] for a batch that will never
+    /// be stored; [`TsdbError::IndexWrite`] and [`TsdbError::ReadBlocks`] when the store
+    /// fails (nothing of the batch was appended; retry it).
+    pub fn ingest(&self, host: &str, batch: &SampleBatch) -> Result<IngestStats, TsdbError> {
+        check(host, batch)?;
+        let state = self.host_state(host);
+        let mut guard = lock(&state.ingest);
+        let ing = &mut *guard;
+        let mut stats = IngestStats::default();
+        self.resolve(host, &state, ing, batch, &mut stats)?;
+
+        let window = self.options.window_ms;
+        let tolerance = self.options.tolerance_ms;
+        for round in &batch.rounds {
+            // `check` bounds the timestamp, so it fits an i64.
+            let ts = ing.aligner.align(round.timestamp_unix_ms as i64, tolerance);
+            {
+                let mut shard = self.head.lock(state.shard);
+                // Read under the shard lock: a compaction raising the floor then cuts
+                // this shard, so every sample is either cut by it or sees the new floor.
+                let floor = self.floors.sealed_before.load(Ordering::Acquire);
+                for value in &round.values {
+                    let Some(r) = ing.lookup(value.series) else {
+                        stats.over_limit += 1;
+                        continue;
+                    };
+                    match shard.append(r.slot, ts, value.value, window, tolerance, floor) {
+                        Append::Added => stats.appended += 1,
+                        Append::Duplicate => stats.duplicates += 1,
+                        Append::TooOld => stats.too_old += 1,
+                    }
+                }
+            }
+            lock(&state.rounds).record(round.seq, ts, window);
+        }
+        if batch.rounds.is_empty() && batch.next_after > 0 {
+            lock(&state.rounds).record_empty(batch.next_after, window);
+        }
+        self.counters.add_ingest(&stats);
+        Ok(stats)
+    }
+
+    /// Fills `ing`'s def map for `batch`, resolving cache misses through the index.
+    fn resolve(
+        &self,
+        host: &str,
+        state: &HostState,
+        ing: &mut HostIngest,
+        batch: &SampleBatch,
+        stats: &mut IngestStats,
+    ) -> Result<(), TsdbError> {
+        let max_id = batch.series.iter().map(|d| d.id).max().unwrap_or(0) as usize;
+        let dense = max_id < 2 * batch.series.len() + 1024;
+        ing.refs.clear();
+        ing.sparse.clear();
+        ing.sparse_sorted = false;
+        if dense {
+            ing.refs.resize(max_id + 1, None);
+        }
+        let mut misses: Vec<(usize, u128)> = Vec::new();
+        for (i, def) in batch.series.iter().enumerate() {
+            let key = self.cache_seeds.key(def);
+            let found = ing
+                .cache
+                .find(key as u64, |(k, _)| *k == key)
+                .map(|&(_, r)| r);
+            if found.is_none() {
+                misses.push((i, key));
+            }
+            ing.set(dense, def.id, found);
+        }
+        if !dense {
+            ing.sparse.sort_unstable_by_key(|&(id, _)| id);
+            ing.sparse_sorted = true;
+        }
+        if !misses.is_empty() {
+            let labels: Vec<Labels> = misses
+                .iter()
+                .map(|&(i, _)| stored_labels(host, &batch.series[i]))
+                .collect();
+            let resolved = self.index.resolve(host, &labels, self.options.max_series)?;
+            // Series new to the head start after their last durable sample.
+            let mut found = Vec::with_capacity(misses.len());
+            for ((i, key), r) in misses.into_iter().zip(resolved) {
+                let Some(r) = r else { continue };
+                stats.new_series += u64::from(r.created);
+                let known = !r.created && lock_slot(self, state.shard, r.id).is_none();
+                let last = if known {
+                    block::last_ts(&self.blocks, r.id)?
+                } else {
+                    None
+                };
+                found.push((i, key, r.id, last));
+            }
+            let mut shard = self.head.lock(state.shard);
+            for (i, key, id, last) in found {
+                let r = SeriesRef {
+                    id,
+                    slot: shard.add(id, last),
+                };
+                ing.cache
+                    .insert_unique(key as u64, (key, r), |(k, _)| *k as u64);
+                ing.set(dense, batch.series[i].id, Some(r));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ingest state of `host`, created on first use.
+    pub(super) fn host_state(&self, host: &str) -> Arc<HostState> {
+        if let Some(state) = self.hosts_read().get(host) {
+            return Arc::clone(state);
+        }
+        let mut hosts = self
+            .hosts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let shard = self.head.shard_of_host(host);
+        Arc::clone(
+            hosts
+                .entry(host.into())
+                .or_insert_with(|| Arc::new(HostState::new(shard))),
+        )
+    }
+}
+
+/// Whether series `id` has a head slot (briefly locks the shard).
+fn lock_slot(tsdb: &Tsdb, shard: usize, id: SeriesId) -> Option<u32> {
+    tsdb.head.lock(shard).slot(id)
+}
+
+impl HostIngest {
+    /// Maps def `def_id` to `r`. In sparse mode the first pass pushes and sorts; later
+    /// calls update in place.
+    fn set(&mut self, dense: bool, def_id: u32, r: Option<SeriesRef>) {
+        if dense {
+            if let Some(slot) = self.refs.get_mut(def_id as usize) {
+                *slot = r;
+            }
+            return;
+        }
+        match self.sparse.binary_search_by_key(&def_id, |&(id, _)| id) {
+            Ok(i) if self.sparse_sorted => self.sparse[i].1 = r,
+            _ => self.sparse.push((def_id, r)),
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, def_id: u32) -> Option<SeriesRef> {
+        if !self.refs.is_empty() {
+            return self.refs.get(def_id as usize).copied().flatten();
+        }
+        self.sparse
+            .binary_search_by_key(&def_id, |&(id, _)| id)
+            .ok()
+            .and_then(|i| self.sparse[i].1)
+    }
+}
