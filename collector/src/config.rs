@@ -156,7 +156,7 @@ pub const ENV_OVERRIDES: &[EnvOverride] = &[
 ];
 
 /// The runtime form.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CollectorSettings {
     /// The config file it came from (None for settings built in code).
     pub config_path: Option<PathBuf>,
@@ -178,6 +178,10 @@ pub struct CollectorSettings {
     pub pki: PkiPaths,
     /// Agent certificate lifetime.
     pub agent_cert_validity: std::time::Duration,
+    /// The time-series store's settings.
+    pub storage: crate::tsdb::TsdbOptions,
+    /// Remote write endpoints, relative paths resolved against the config's folder.
+    pub remote_write: Vec<crate::remote_write::config::RemoteWriteConfig>,
 }
 
 /// Resolved certificate paths.
@@ -245,11 +249,20 @@ impl CollectorSettings {
             scrape_timeout: raw.scrape.timeout.get(),
             scrape_concurrency: raw.scrape.concurrency,
             agent_cert_validity: raw.pki.agent_cert_validity.get(),
+            storage: crate::tsdb::TsdbOptions::default(),
+            remote_write: raw
+                .remote_write
+                .iter()
+                .map(|c| c.clone().with_paths_resolved(path))
+                .collect(),
         };
+        let mut settings = settings;
         let mut problems = settings.problems();
-        if let Err(storage) = raw.storage.resolve() {
-            problems.extend(storage);
+        match raw.storage.resolve() {
+            Ok(storage) => settings.storage = storage,
+            Err(storage) => problems.extend(storage),
         }
+        problems.extend(crate::remote_write::config::problems(&raw.remote_write));
         if problems.is_empty() {
             Ok(settings)
         } else {

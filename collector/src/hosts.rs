@@ -42,6 +42,14 @@ pub struct HostStatus {
     pub last_error: Option<String>,
     /// The agent's version from its last `/v1/info`.
     pub agent_version: Option<String>,
+    /// The last sequence pulled from the agent's buffer into the store.
+    pub cursor: u64,
+    /// Samples stored from this host since the collector started.
+    pub samples_ingested: u64,
+    /// Rounds the agent dropped before they were pulled (gap markers), since start.
+    pub gap_rounds: u64,
+    /// The last gap: `seq A..=B at <time>`.
+    pub last_gap: Option<String>,
 }
 
 /// A host with its status, as the API shows it.
@@ -61,6 +69,14 @@ pub struct HostView {
     pub agent_version: Option<String>,
     /// Enrollment time, RFC 3339 (UTC).
     pub enrolled_at: String,
+    /// The last sequence pulled from the agent's buffer into the store.
+    pub cursor: u64,
+    /// Samples stored from this host since the collector started.
+    pub samples_ingested: u64,
+    /// Rounds lost in the agent's buffer before they were pulled, since start.
+    pub gap_rounds: u64,
+    /// The last such gap, or null.
+    pub last_gap: Option<String>,
 }
 
 /// Enrolled hosts and their status.
@@ -153,6 +169,10 @@ impl HostRegistry {
                     last_error: s.last_error,
                     agent_version: s.agent_version,
                     enrolled_at: rfc3339(host.enrolled_at_unix_ms),
+                    cursor: s.cursor,
+                    samples_ingested: s.samples_ingested,
+                    gap_rounds: s.gap_rounds,
+                    last_gap: s.last_gap,
                     id: host.id,
                 }
             })
@@ -199,6 +219,7 @@ mod tests {
                 last_scrape_unix_ms: Some(1_700_000_000_123),
                 last_error: None,
                 agent_version: Some("0.1.0".into()),
+                ..HostStatus::default()
             },
         );
         let views = hosts.views().unwrap();

@@ -4,8 +4,8 @@
 //! `promtool check metrics` (tested end to end).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the collector exports.
@@ -24,6 +24,14 @@ pub struct Metrics {
     pub enrollments: IntCounterVec,
     /// 1 once the first scrape round is done.
     pub ready: IntGauge,
+    /// Samples stored from agents.
+    pub samples_ingested: IntCounter,
+    /// Samples dropped as already stored (re-pulls after a restart).
+    pub samples_duplicate: IntCounter,
+    /// Agent batches refused (undecodable, invalid) or not stored.
+    pub batches_refused: IntCounter,
+    /// Rounds agents dropped before they were pulled (gap markers).
+    pub gap_rounds: IntCounter,
 }
 
 impl Metrics {
@@ -68,6 +76,22 @@ impl Metrics {
             "muster_collector_ready",
             "1 once the store is open and the first scrape round is done.",
         )?;
+        let samples_ingested = IntCounter::new(
+            "muster_collector_samples_ingested_total",
+            "Samples stored from agents.",
+        )?;
+        let samples_duplicate = IntCounter::new(
+            "muster_collector_samples_duplicate_total",
+            "Samples dropped because the store already held them (re-pulls).",
+        )?;
+        let batches_refused = IntCounter::new(
+            "muster_collector_batches_refused_total",
+            "Agent sample batches refused or not stored; the host's cursor stays.",
+        )?;
+        let gap_rounds = IntCounter::new(
+            "muster_collector_gap_rounds_total",
+            "Sampling rounds agents dropped before the collector pulled them.",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "muster_collector_build_info",
@@ -97,6 +121,10 @@ impl Metrics {
         registry.register(Box::new(enrollments.clone()))?;
         registry.register(Box::new(ready.clone()))?;
         registry.register(Box::new(build_info))?;
+        registry.register(Box::new(samples_ingested.clone()))?;
+        registry.register(Box::new(samples_duplicate.clone()))?;
+        registry.register(Box::new(batches_refused.clone()))?;
+        registry.register(Box::new(gap_rounds.clone()))?;
         Ok(Self {
             registry,
             scrapes,
@@ -105,6 +133,10 @@ impl Metrics {
             http_requests,
             enrollments,
             ready,
+            samples_ingested,
+            samples_duplicate,
+            batches_refused,
+            gap_rounds,
         })
     }
 

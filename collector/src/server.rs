@@ -23,13 +23,18 @@ use crate::config::CollectorSettings;
 use crate::hosts::HostRegistry;
 use crate::metrics::Metrics;
 use crate::pki::Pki;
-use crate::query::MemorySource;
+use crate::remote_write::RemoteWrite;
 use crate::scrape::client::AgentClients;
 use crate::scrape::{ScrapeOptions, Scraper};
 use crate::tokens::TokenStore;
+use crate::tsdb::Tsdb;
 
 /// How long shutdown waits for scrape tasks after the API has drained.
 const TASK_DEADLINE: Duration = Duration::from_secs(10);
+/// How often closed chunks are written and durable cursors move.
+const FLUSH_EVERY: Duration = Duration::from_secs(30);
+/// How often retention and rollups run.
+const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
 /// A started collector.
 #[derive(Debug, Clone)]
@@ -87,7 +92,29 @@ pub async fn serve(
         .context("store load task failed")??
     };
     let (tokens, hosts) = (Arc::new(opened.0), Arc::new(opened.1));
+    let tsdb = {
+        let store = store.clone();
+        let options = settings.storage;
+        Arc::new(
+            tokio::task::spawn_blocking(move || Tsdb::open(&store, options))
+                .await
+                .context("tsdb open task failed")?
+                .context("cannot open the time-series store")?,
+        )
+    };
     let metrics = Metrics::new().context("cannot register metrics")?;
+    let remote = if settings.remote_write.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            RemoteWrite::start(
+                &settings.remote_write,
+                metrics.registry(),
+                shutdown.child_token(),
+            )
+            .context("cannot start remote write")?,
+        ))
+    };
     let ready = Arc::new(AtomicBool::new(false));
 
     let tls = if settings.api_tls {
@@ -113,7 +140,10 @@ pub async fn serve(
             timeout: settings.scrape_timeout,
             concurrency: settings.scrape_concurrency,
         },
+        tsdb.clone(),
+        remote.clone(),
     ));
+    tasks.spawn(maintain(tsdb.clone(), shutdown.child_token()));
     {
         let ready = ready.clone();
         let metrics = metrics.clone();
@@ -132,8 +162,7 @@ pub async fn serve(
         metrics,
         ready,
         agent_cert_validity: settings.agent_cert_validity,
-        // The time-series store replaces this empty source when it lands.
-        series: Arc::new(MemorySource::new()),
+        series: tsdb.clone(),
     };
     let scheme = if settings.api_tls { "https" } else { "http" };
     let started = Started {
@@ -159,10 +188,67 @@ pub async fn serve(
     .await;
 
     muster_shared::serve::stop_tasks(&shutdown, &tasks, TASK_DEADLINE).await;
+    if let Some(remote) = &remote {
+        remote.wait().await;
+    }
+    // Everything pulled goes to blocks, so the cursors move and a restart
+    // re-pulls nothing it already has.
+    let flushed = {
+        let tsdb = tsdb.clone();
+        tokio::task::spawn_blocking(move || tsdb.flush_all())
+            .await
+            .context("tsdb flush task failed")?
+    };
+    if let Err(err) = flushed {
+        tracing::error!(error = %err, "cannot write the head at shutdown; the agents' buffers still hold it");
+    }
     tokio::task::spawn_blocking(move || store.flush())
         .await
         .context("store flush task failed")?
         .context("cannot flush the store")?;
     tracing::info!("collector stopped");
     Ok(())
+}
+
+/// Writes closed chunks every [`FLUSH_EVERY`] and compacts (retention,
+/// rollups) every [`COMPACT_EVERY`] until `shutdown`. A failure (disk full)
+/// is logged and retried next time: the head keeps the samples and the
+/// cursors do not move, so nothing is lost while the agents buffer.
+async fn maintain(tsdb: Arc<Tsdb>, shutdown: CancellationToken) {
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut compact = tokio::time::interval(COMPACT_EVERY);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    compact.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        let compacting = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            _ = flush.tick() => false,
+            _ = compact.tick() => true,
+        };
+        let tsdb = tsdb.clone();
+        let now = i64::try_from(crate::unix_ms()).unwrap_or(i64::MAX);
+        let done = tokio::task::spawn_blocking(move || {
+            if compacting {
+                tsdb.compact(now).map(|_| ())
+            } else {
+                tsdb.flush(now).map(|_| ())
+            }
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("the time-series store writes again");
+                }
+            }
+            Ok(Err(err)) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::error!(error = %err, "cannot write the time-series store; cursors hold until it can");
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "tsdb maintenance task failed"),
+        }
+    }
 }

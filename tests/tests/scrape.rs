@@ -108,3 +108,63 @@ fn ready_waits_for_the_first_round() {
     );
     drop(blackhole);
 }
+
+/// The agent's samples reach the store through the pull, and the query API
+/// and `/federate` read them back with the `host` label; after a collector
+/// restart the host's cursor resumes and nothing is stored twice.
+#[test]
+fn samples_flow_from_agent_to_queries_and_survive_a_restart() {
+    let mut collector = Collector::start(CollectorOptions {
+        tls: true,
+        scrape_interval: "1s",
+    });
+    let token = collector.create_token(&["--enroll", "--host", "web1"]);
+    let agent = AgentDir::new();
+    agent.append_config("[sample]\ninterval = \"1s\"\ntimeout = \"1s\"\n");
+    assert!(agent.enroll(&collector.url, &token).status.success());
+    let _proc = agent.start();
+    let admin = collector.admin_token.clone();
+
+    let query = |collector: &Collector, q: &str| -> serde_json::Value {
+        let path = format!("/api/v1/query?query={q}");
+        let (status, body) = collector.get(&path, Some(&admin)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let load = wait_for("node_load1 of web1 is queryable", || {
+        let answer = query(&collector, "node_load1");
+        let result = answer["data"]["result"].as_array().cloned()?;
+        result.into_iter().find(|r| r["metric"]["host"] == "web1")
+    });
+    assert_eq!(load["metric"]["__name__"], "node_load1");
+
+    let (status, text) = collector
+        .get("/federate?match[]=node_load1", Some(&admin))
+        .unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("# TYPE node_load1 untyped\nnode_load1{host=\"web1\"} "),
+        "{text}"
+    );
+    let ingested = host(&collector, "web1")["samples_ingested"]
+        .as_u64()
+        .unwrap();
+    assert!(ingested > 0, "the host view counts stored samples");
+
+    // A restart: the cursor comes back from the store, the overlap is dropped
+    // as duplicates, and the count over a window has no repeated sample.
+    collector.restart();
+    wait_for("web1 is pulled again after the restart", || {
+        (host(&collector, "web1")["samples_ingested"].as_u64()? > 0).then_some(())
+    });
+    let counts = query(&collector, "count_over_time(node_load1[30s])");
+    let count = counts["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap()
+        .parse::<f64>()
+        .unwrap();
+    assert!(
+        count <= 31.0,
+        "at most one sample per second in 30 s (1 s sampling), got {count}"
+    );
+}

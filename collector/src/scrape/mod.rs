@@ -9,8 +9,13 @@
 //! fleet is spread over the interval instead of pulled in one burst. A slow or
 //! dead agent holds only its own task and one permit for at most the timeout.
 //!
-//! Today a pull is `GET /v1/info`, which tells up/down and the agent version;
-//! the sample pull of the time-series store hangs off the same task.
+//! A pull asks `GET /v1/info` (identity, version) when the host was not up,
+//! then `GET /v1/samples` after the host's cursor, in bounded batches while
+//! the agent says it has more (catching up after an outage), storing each
+//! batch in the tsdb before asking for the next. The cursor starts from the
+//! tsdb's *durable* cursor: after a crash the collector asks again for
+//! everything not yet in blocks, and the tsdb drops what it already holds.
+//! Gap markers (rounds the agent's buffer lost) are counted per host.
 
 pub mod client;
 
@@ -26,9 +31,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::hosts::{HostRecord, HostRegistry};
+use crate::hosts::{HostRecord, HostRegistry, HostStatus};
 use crate::metrics::Metrics;
-use client::{AgentClient, AgentClients};
+use crate::remote_write::RemoteWrite;
+use crate::series::{Labels, METRIC_NAME, Sample, SeriesSamples};
+use crate::tsdb::Tsdb;
+use client::{AgentClient, AgentClients, ScrapeError};
+
+/// Rounds asked for per request.
+const ROUNDS_PER_PULL: u32 = 500;
+/// Requests per host per interval at most while catching up, so one host's
+/// backlog holds its permit for a bounded time.
+const PULLS_PER_TICK: usize = 20;
 
 /// Scrape timing and limits.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +63,8 @@ pub struct Scraper {
     metrics: Metrics,
     options: ScrapeOptions,
     permits: Arc<Semaphore>,
+    tsdb: Arc<Tsdb>,
+    remote: Option<Arc<RemoteWrite>>,
     /// Hosts enrolled at the last listing, for the down gauge.
     known: AtomicUsize,
 }
@@ -60,8 +76,12 @@ impl Scraper {
         clients: AgentClients,
         metrics: Metrics,
         options: ScrapeOptions,
+        tsdb: Arc<Tsdb>,
+        remote: Option<Arc<RemoteWrite>>,
     ) -> Self {
         Self {
+            tsdb,
+            remote,
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             known: AtomicUsize::new(0),
             hosts,
@@ -224,36 +244,115 @@ impl Scraper {
             permit = self.permits.clone().acquire_owned() => permit.ok()?,
         };
         let started = Instant::now();
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let mut status = self.hosts.status(&host.id);
         let result = tokio::select! {
             biased;
             () = cancel.cancelled() => return None,
-            result = client.info(host.address, &request_id) => result,
+            result = self.pull(host, client, &mut status) => result,
         };
         self.metrics
             .scrape_duration
             .observe(started.elapsed().as_secs_f64());
-        let now = crate::unix_ms();
-        let mut status = self.hosts.status(&host.id);
-        status.last_scrape_unix_ms = Some(now);
+        status.last_scrape_unix_ms = Some(crate::unix_ms());
         let outcome = match result {
-            Ok(info) => {
+            Ok(()) => {
                 status.up = true;
                 status.last_error = None;
-                status.agent_version = Some(info.agent_version);
                 Ok(())
             }
             Err(err) => {
                 status.up = false;
-                status.last_error = Some(err.to_string());
-                Err(err.to_string())
+                status.last_error = Some(err.clone());
+                Err(err)
             }
         };
-        // The request id is also in the agent's log line for this call.
-        tracing::debug!(host = %host.id, request_id = %request_id, ok = outcome.is_ok(), "scraped");
         self.hosts.set_status(&host.id, status);
         self.update_gauges();
         Some(outcome)
+    }
+
+    /// `/v1/info` when the host was not up, then sample batches until the
+    /// agent has no more (or [`PULLS_PER_TICK`]). Each batch is stored before
+    /// the next is asked for; `status` carries the cursor and counters.
+    async fn pull(
+        &self,
+        host: &HostRecord,
+        client: &AgentClient,
+        status: &mut HostStatus,
+    ) -> Result<(), String> {
+        if !status.up || status.agent_version.is_none() {
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let info = client
+                .info(host.address, &request_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            status.agent_version = Some(info.agent_version);
+        }
+        if status.cursor == 0 {
+            status.cursor = self.tsdb.durable_cursor(&host.id);
+        }
+        let mut reset = false;
+        for _ in 0..PULLS_PER_TICK {
+            // The request id is also in the agent's log line for this call.
+            let request_id = uuid::Uuid::new_v4().to_string();
+            let frame = match client
+                .samples_frame(host.address, &request_id, status.cursor, ROUNDS_PER_PULL)
+                .await
+            {
+                Ok(frame) => frame,
+                Err(ScrapeError::CursorAhead { after }) if !reset => {
+                    tracing::warn!(host = %host.id, cursor = after,
+                        "the agent does not know our cursor (its buffer was reset); asking from the start");
+                    reset = true;
+                    status.cursor = 0;
+                    continue;
+                }
+                Err(err) => return Err(err.to_string()),
+            };
+            let tsdb = self.tsdb.clone();
+            let remote = self.remote.clone();
+            let id = host.id.clone();
+            let stored = tokio::task::spawn_blocking(move || -> Result<_, String> {
+                let batch = client::decode_batch(&frame).map_err(|e| e.to_string())?;
+                let stats = tsdb.ingest(&id, &batch).map_err(|e| e.to_string())?;
+                if let Some(remote) = remote {
+                    remote.enqueue(&to_series(&id, &batch));
+                }
+                Ok((batch.next_after, batch.more, batch.gap, stats))
+            })
+            .await
+            .map_err(|e| format!("ingest task failed: {e}"))?;
+            let (next_after, more, gap, stats) = match stored {
+                Ok(stored) => stored,
+                Err(err) => {
+                    // Refused or not stored: the cursor stays, nothing was written.
+                    tracing::warn!(host = %host.id, request_id = %request_id, error = %err, "batch refused");
+                    self.metrics.batches_refused.inc();
+                    return Err(err);
+                }
+            };
+            if let Some(gap) = gap {
+                let lost = gap.last_missing.saturating_sub(gap.first_missing) + 1;
+                status.gap_rounds += lost;
+                status.last_gap = Some(format!(
+                    "seq {}..={} at {}",
+                    gap.first_missing,
+                    gap.last_missing,
+                    crate::hosts::rfc3339(crate::unix_ms())
+                ));
+                self.metrics.gap_rounds.inc_by(lost);
+                tracing::warn!(host = %host.id, first = gap.first_missing, last = gap.last_missing,
+                    "the agent dropped rounds before they were pulled");
+            }
+            status.cursor = next_after;
+            status.samples_ingested += stats.appended;
+            self.metrics.samples_ingested.inc_by(stats.appended);
+            self.metrics.samples_duplicate.inc_by(stats.duplicates);
+            if !more {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn update_gauges(&self) {
@@ -311,6 +410,45 @@ fn stable_offset(host: &str, interval: Duration) -> Duration {
         .unwrap_or(u64::MAX)
         .max(1);
     Duration::from_nanos(hasher.finish() % nanos)
+}
+
+/// A batch as series with the `host` label, for remote write.
+fn to_series(
+    host: &str,
+    batch: &muster_shared::protocol::samples::SampleBatch,
+) -> Vec<SeriesSamples> {
+    let mut series: Vec<SeriesSamples> = batch
+        .series
+        .iter()
+        .map(|def| SeriesSamples {
+            labels: Labels::from_pairs(
+                def.labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str()))
+                    .chain([(METRIC_NAME, def.metric.as_str()), ("host", host)]),
+            ),
+            samples: Vec::new(),
+        })
+        .collect();
+    let index: HashMap<u32, usize> = batch
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, def)| (def.id, i))
+        .collect();
+    for round in &batch.rounds {
+        let timestamp_ms = i64::try_from(round.timestamp_unix_ms).unwrap_or(i64::MAX);
+        for value in &round.values {
+            if let Some(&i) = index.get(&value.series) {
+                series[i].samples.push(Sample {
+                    timestamp_ms,
+                    value: value.value,
+                });
+            }
+        }
+    }
+    series.retain(|s| !s.samples.is_empty());
+    series
 }
 
 fn gauge(n: usize) -> i64 {
