@@ -72,7 +72,7 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
-    muster_agent::memory::limit_arenas();
+    muster_agent::memory::tune_allocator();
     // The agent is small: few workers, a capped blocking pool whose threads
     // outlive the sampling interval (so they are reused, not re-spawned).
     let runtime = tokio::runtime::Builder::new_multi_thread()
