@@ -106,8 +106,10 @@ pub struct TsdbStats {
     pub head_series: u64,
     /// Samples in the head (not yet in blocks).
     pub head_samples: u64,
-    /// Estimated bytes of the head and the in-memory index.
+    /// Estimated bytes of the head.
     pub head_bytes: u64,
+    /// Estimated bytes of the in-memory index.
+    pub index_bytes: u64,
     /// Blocks written since the store was opened.
     pub blocks_written: u64,
     /// Samples appended since open.
@@ -192,7 +194,8 @@ impl Tsdb {
             series,
             head_series: usage.series as u64,
             head_samples: usage.samples as u64,
-            head_bytes: usage.bytes as u64 + index_bytes,
+            head_bytes: usage.bytes as u64,
+            index_bytes,
             blocks_written: c.blocks.load(Ordering::Relaxed),
             samples_appended: c.appended.load(Ordering::Relaxed),
             samples_duplicate: c.duplicates.load(Ordering::Relaxed),

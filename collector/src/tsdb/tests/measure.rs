@@ -69,20 +69,19 @@ fn measure_ingest_cpu_and_memory() {
     let dir = tempfile::tempdir().unwrap();
     let tsdb = open(dir.path(), TsdbOptions::default());
     let mut hosts = hosts(n);
+    let mut batches: Vec<SampleBatch> = hosts.iter_mut().map(|(_, s)| s.next_batch(1)).collect();
     let rss_before = rss_bytes();
     // First round: series creation (index writes), measured apart.
     let (cpu, wall) = (thread_cpu_ns(), Instant::now());
-    let mut batches: Vec<SampleBatch> = Vec::with_capacity(hosts.len());
-    for (host, synth) in &mut hosts {
-        let batch = synth.next_batch(1);
-        tsdb.ingest(host, &batch).unwrap();
-        batches.push(batch);
+    for ((host, _), batch) in hosts.iter().zip(&batches) {
+        tsdb.ingest(host, batch).unwrap();
     }
     let series = tsdb.stats().unwrap().series;
     eprintln!(
-        "created {series} series: {:.1} µs CPU each, {:.2?} wall",
+        "created {series} series: {:.1} µs CPU each, {:.2?} wall, RSS grew {:.0} B per series",
         (thread_cpu_ns() - cpu) as f64 / 1e3 / series as f64,
-        wall.elapsed()
+        wall.elapsed(),
+        rss_bytes().saturating_sub(rss_before) as f64 / series as f64,
     );
     // Steady state: one round per host per batch, as a 10 s scrape delivers. The rounds
     // are generated before the clock starts; the dictionaries are built once.
@@ -110,11 +109,12 @@ fn measure_ingest_cpu_and_memory() {
         flush_ns as f64 / appended as f64
     );
     eprintln!(
-        "memory: head + index {:.0} B per series (estimate), RSS grew {:.0} B per series, \
-         {} head samples",
+        "memory per series: head {:.0} B and index {:.0} B (estimates, {} samples in the head), \
+         RSS grew {:.0} B (sled's cache included)",
         stats.head_bytes as f64 / series as f64,
+        stats.index_bytes as f64 / series as f64,
+        stats.head_samples,
         rss_bytes().saturating_sub(rss_before) as f64 / series as f64,
-        stats.head_samples
     );
     assert!(appended > 0);
 }
@@ -251,4 +251,45 @@ fn measure_sled_amplification_by_record_layout() {
         1,
         false,
     );
+}
+
+#[test]
+#[ignore = "measurement: sled's resident memory as block records accumulate"]
+fn measure_sled_memory_by_block_records() {
+    // 100,000 series, one 230-byte block each per batch, committed after every batch, as
+    // flushes do. Stops at 1.5 GB of growth: sled's memory grows with what it has written
+    // (spacejam/sled#1093), which is what this prints.
+    use crate::tsdb::block::{ChunkRecord, SeriesTimeKey};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::collector()).unwrap();
+    let tree = crate::tsdb::block::open_tree(&store, "blocks").unwrap();
+    let before = rss_bytes();
+    let series: u32 = 100_000;
+    for window in 0..48i64 {
+        let mut batch = tree.batch();
+        for s in 0..series {
+            let chunk = (0..230u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) ^ s ^ window as u32) as u8)
+                .collect();
+            let key = SeriesTimeKey {
+                series: s,
+                ts: window * 1_800_000,
+            };
+            batch.insert(&key, &ChunkRecord { chunk }).unwrap();
+        }
+        tree.apply(batch).unwrap();
+        store.flush().unwrap();
+        let grown = rss_bytes().saturating_sub(before);
+        let records = (window + 1) as u64 * u64::from(series);
+        eprintln!(
+            "{records} records ({:.0} MB of chunks): RSS +{:.0} MB ({:.0} B per record), disk {:.0} MB",
+            records as f64 * 230.0 / 1e6,
+            grown as f64 / 1e6,
+            grown as f64 / records as f64,
+            store.size_on_disk().unwrap() as f64 / 1e6
+        );
+        if grown > 1_500_000_000 {
+            break;
+        }
+    }
 }
