@@ -305,6 +305,23 @@ impl SyntheticHost {
     /// The next `rounds` rounds as the batch an agent would send (sequence numbers go on
     /// from the previous batch).
     pub fn next_batch(&mut self, rounds: usize) -> SampleBatch {
+        let mut batch = SampleBatch {
+            first_seq: 0,
+            last_seq: 0,
+            next_after: 0,
+            more: false,
+            gap: None,
+            series: self.defs.clone(),
+            rounds: Vec::new(),
+        };
+        self.refill(&mut batch, rounds);
+        batch
+    }
+
+    /// Replaces `batch`'s rounds with the next `rounds` rounds, keeping its dictionary
+    /// (which must be this host's): what a steady-state pull looks like, without the cost
+    /// of cloning the dictionary.
+    pub fn refill(&mut self, batch: &mut SampleBatch, rounds: usize) {
         let rounds: Vec<Round> = (0..rounds)
             .map(|_| {
                 let round = self.next_round();
@@ -324,14 +341,9 @@ impl SyntheticHost {
                 }
             })
             .collect();
-        SampleBatch {
-            first_seq: rounds.first().map_or(0, |r| r.seq),
-            last_seq: rounds.last().map_or(0, |r| r.seq),
-            next_after: self.seq,
-            more: false,
-            gap: None,
-            series: self.defs.clone(),
-            rounds,
-        }
+        batch.first_seq = rounds.first().map_or(0, |r| r.seq);
+        batch.last_seq = rounds.last().map_or(0, |r| r.seq);
+        batch.next_after = self.seq;
+        batch.rounds = rounds;
     }
 }

@@ -15,7 +15,7 @@
 //! Rounds that left the agent's buffer (evicted by age or size) before the collector asked
 //! are reported as a [`Gap`], never silently skipped.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -243,34 +243,93 @@ impl SampleBatch {
                 });
             }
         }
-        let mut defined = HashSet::with_capacity(self.series.len());
+        let mut ids = IdTable::for_defs(&self.series);
         for def in &self.series {
-            if !defined.insert(def.id) {
+            if !ids.define(def.id) {
                 return Err(BatchError::DuplicateSeries { id: def.id });
             }
             if def.labels.windows(2).any(|p| p[0].name >= p[1].name) {
                 return Err(BatchError::UnsortedLabels { id: def.id });
             }
         }
-        let mut seen = HashSet::new();
-        for round in &self.rounds {
-            seen.clear();
+        for (n, round) in self.rounds.iter().enumerate() {
+            // Marks are 2 + the round's index: one table serves every round unchanged.
+            let mark = u32::try_from(n).unwrap_or(u32::MAX - 2) + 2;
             for value in &round.values {
-                if !defined.contains(&value.series) {
-                    return Err(BatchError::UndefinedSeries {
-                        seq: round.seq,
-                        id: value.series,
-                    });
-                }
-                if !seen.insert(value.series) {
-                    return Err(BatchError::DuplicateValue {
-                        seq: round.seq,
-                        id: value.series,
-                    });
+                match ids.mark(value.series, mark) {
+                    Mark::Fresh => {}
+                    Mark::Undefined => {
+                        return Err(BatchError::UndefinedSeries {
+                            seq: round.seq,
+                            id: value.series,
+                        });
+                    }
+                    Mark::Repeated => {
+                        return Err(BatchError::DuplicateValue {
+                            seq: round.seq,
+                            id: value.series,
+                        });
+                    }
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The series ids of a batch being validated, each with a state: 0 undefined, 1 defined,
+/// `m >= 2` last used by the round marked `m`. Indexed by id when the ids are dense (agents
+/// number them from 0), hashed otherwise: the collector validates every batch it pulls, and
+/// the table costs a few nanoseconds per value where hashing cost about a hundred.
+enum IdTable {
+    Dense(Vec<u32>),
+    Sparse(HashMap<u32, u32>),
+}
+
+enum Mark {
+    Fresh,
+    Undefined,
+    Repeated,
+}
+
+impl IdTable {
+    fn for_defs(defs: &[SeriesDef]) -> Self {
+        let max = defs.iter().map(|d| d.id as usize).max().unwrap_or(0);
+        if max <= 4 * defs.len() + 1024 {
+            IdTable::Dense(vec![0; max + 1])
+        } else {
+            IdTable::Sparse(HashMap::with_capacity(defs.len()))
+        }
+    }
+
+    /// Defines `id`; false if it already was.
+    fn define(&mut self, id: u32) -> bool {
+        let state = match self {
+            IdTable::Dense(v) => match v.get_mut(id as usize) {
+                Some(state) => state,
+                None => return false,
+            },
+            IdTable::Sparse(m) => m.entry(id).or_insert(0),
+        };
+        let fresh = *state == 0;
+        *state = 1;
+        fresh
+    }
+
+    /// Notes that the round marked `mark` uses `id`.
+    fn mark(&mut self, id: u32, mark: u32) -> Mark {
+        let state = match self {
+            IdTable::Dense(v) => v.get_mut(id as usize),
+            IdTable::Sparse(m) => m.get_mut(&id),
+        };
+        match state {
+            None | Some(0) => Mark::Undefined,
+            Some(state) if *state == mark => Mark::Repeated,
+            Some(state) => {
+                *state = mark;
+                Mark::Fresh
+            }
+        }
     }
 }
 
@@ -381,6 +440,27 @@ mod tests {
         let mut b = batch();
         b.first_seq = 10;
         assert!(matches!(b.validate(), Err(BatchError::SeqBounds { .. })));
+    }
+
+    #[test]
+    fn sparse_ids_are_checked_like_dense_ones() {
+        let mut b = batch();
+        b.series[1].id = 4_000_000_000;
+        b.rounds[0].values[1].series = 4_000_000_000;
+        b.validate().unwrap();
+        b.rounds[0].values[0].series = 4_000_000_000;
+        assert_eq!(
+            b.validate(),
+            Err(BatchError::DuplicateValue {
+                seq: 11,
+                id: 4_000_000_000
+            })
+        );
+        b.series[0].id = 4_000_000_000;
+        assert_eq!(
+            b.validate(),
+            Err(BatchError::DuplicateSeries { id: 4_000_000_000 })
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ struct Entry {
     host: u32,
 }
 
-/// The in-memory index. Read it through [`Index::read`].
+/// The in-memory index. Read it through [`super::Index::read`].
 #[derive(Debug, Default)]
 pub struct MemIndex {
     hasher: DefaultHashBuilder,
