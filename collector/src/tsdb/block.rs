@@ -207,7 +207,6 @@ pub fn has_sample(
 mod tests {
     use super::*;
     use crate::tsdb::chunk::ChunkWriter;
-    use muster_shared::store::StoreOptions;
     use proptest::prelude::*;
 
     proptest! {
@@ -225,7 +224,7 @@ mod tests {
     #[test]
     fn range_reads_span_chunks_and_stop_early() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::collector()).unwrap();
+        let store = crate::tsdb::tests::open_store(dir.path());
         let blocks = open_tree(&store, "tsdb_blocks").unwrap();
         // Series 7: chunks [0..=90] and [100..=190] (every 10 ms); series 8 one chunk.
         for (series, from) in [(7, 0), (7, 100), (8, 0)] {

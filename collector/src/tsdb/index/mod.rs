@@ -283,7 +283,6 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use muster_shared::store::StoreOptions;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         Labels::from_pairs(pairs.iter().copied())
@@ -295,7 +294,7 @@ mod tests {
         let a = labels(&[("__name__", "up"), ("host", "web1")]);
         let b = labels(&[("__name__", "up"), ("host", "web2")]);
         let (id_a, id_b) = {
-            let store = Store::open(dir.path(), StoreOptions::collector()).unwrap();
+            let store = crate::tsdb::tests::open_store(dir.path());
             let index = Index::open(&store, 1).unwrap();
             let got = index
                 .resolve("web1", &[a.clone(), b.clone(), a.clone()], 10)
@@ -308,7 +307,7 @@ mod tests {
             store.flush().unwrap();
             (got[0].unwrap().id, got[1].unwrap().id)
         };
-        let store = Store::open(dir.path(), StoreOptions::collector()).unwrap();
+        let store = crate::tsdb::tests::open_store(dir.path());
         let index = Index::open(&store, 1).unwrap();
         let again = index.resolve("web1", &[b.clone(), a.clone()], 10).unwrap();
         assert_eq!(
@@ -337,7 +336,7 @@ mod tests {
     #[test]
     fn memory_and_disk_postings_agree() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::collector()).unwrap();
+        let store = crate::tsdb::tests::open_store(dir.path());
         let index = Index::open(&store, 1).unwrap();
         let all: Vec<Labels> = (0..20)
             .map(|i| {
@@ -362,7 +361,7 @@ mod tests {
     #[test]
     fn series_limit_refuses_new_series_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::collector()).unwrap();
+        let store = crate::tsdb::tests::open_store(dir.path());
         let index = Index::open(&store, 1).unwrap();
         let a = labels(&[("__name__", "a")]);
         let b = labels(&[("__name__", "b")]);

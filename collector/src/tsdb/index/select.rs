@@ -144,7 +144,6 @@ fn intersect(lists: &[&[SeriesId]]) -> Vec<SeriesId> {
 mod tests {
     use super::super::Index;
     use crate::series::{Labels, Matcher};
-    use muster_shared::store::{Store, StoreOptions};
     use promql_parser::parser::{self, Expr};
 
     /// The matchers of a PromQL selector, as a query would hand them over.
@@ -167,7 +166,7 @@ mod tests {
 
     fn fixture() -> (tempfile::TempDir, Index, Vec<Labels>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::collector()).unwrap();
+        let store = crate::tsdb::tests::open_store(dir.path());
         let index = Index::open(&store, 1).unwrap();
         let all = vec![
             Labels::from_pairs([("__name__", "up"), ("host", "a"), ("job", "node")]),

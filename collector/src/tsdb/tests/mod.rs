@@ -27,8 +27,26 @@ pub(super) fn options() -> TsdbOptions {
 }
 
 pub(super) fn open(dir: &std::path::Path, options: TsdbOptions) -> Tsdb {
-    let store = Store::open(dir, StoreOptions::collector()).unwrap();
+    let store = open_store(dir);
     Tsdb::open(&store, options).unwrap()
+}
+
+/// Opens the store in `dir`, retrying `Locked` for up to 5 s: sled's `flock` belongs to
+/// the open file description, and a child forked by a concurrent test (the crash test
+/// spawns writers) holds a copy of every descriptor until it execs, so a reopen right
+/// after a drop can find the store locked for a moment.
+pub(crate) fn open_store(dir: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir, StoreOptions::collector()) {
+            Err(muster_shared::store::StoreError::Locked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.unwrap(),
+        }
+    }
 }
 
 /// An agent's buffer: every round it took, served from a cursor.
