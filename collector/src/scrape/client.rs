@@ -140,27 +140,7 @@ impl AgentClient {
         request_id: &str,
     ) -> Result<AgentInfo, ScrapeError> {
         let url = format!("https://{address}/v1/info");
-        let call = async {
-            let response = self
-                .http
-                .get(&url)
-                .header(reqwest::header::ACCEPT, BATCH_MEDIA_TYPE)
-                .header(REQUEST_ID_HEADER, request_id)
-                .send()
-                .await
-                .map_err(|e| ScrapeError::Transport(error_chain(&e)))?;
-            let status = response.status();
-            if !status.is_success() {
-                return Err(ScrapeError::Status(status.as_u16()));
-            }
-            response
-                .bytes()
-                .await
-                .map_err(|e| ScrapeError::Transport(error_chain(&e)))
-        };
-        let body = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| ScrapeError::Timeout(self.timeout))??;
+        let body = self.get_frame(&url, request_id).await?;
         let (_, info): (u16, AgentInfo) =
             codec::decode_frame(&body, &Limits::DEFAULT, is_compatible)?;
         if !is_compatible(info.protocol_version) {
@@ -180,6 +160,32 @@ impl AgentClient {
 }
 
 impl AgentClient {
+    /// `GET url` asking for the binary codec, within the client's timeout: the
+    /// body of a 2xx answer, or the error.
+    async fn get_frame(&self, url: &str, request_id: &str) -> Result<bytes::Bytes, ScrapeError> {
+        let call = async {
+            let response = self
+                .http
+                .get(url)
+                .header(reqwest::header::ACCEPT, BATCH_MEDIA_TYPE)
+                .header(REQUEST_ID_HEADER, request_id)
+                .send()
+                .await
+                .map_err(|e| ScrapeError::Transport(error_chain(&e)))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(ScrapeError::Status(status.as_u16()));
+            }
+            response
+                .bytes()
+                .await
+                .map_err(|e| ScrapeError::Transport(error_chain(&e)))
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| ScrapeError::Timeout(self.timeout))?
+    }
+
     /// `GET /v1/samples?after=..&max=..`: the raw frame of the next batch after
     /// `after`. Decoding is left to the caller, on the blocking pool (a batch can
     /// be megabytes of zstd).
@@ -194,30 +200,10 @@ impl AgentClient {
         max: u32,
     ) -> Result<bytes::Bytes, ScrapeError> {
         let url = format!("https://{address}/v1/samples?after={after}&max={max}");
-        let call = async {
-            let response = self
-                .http
-                .get(&url)
-                .header(reqwest::header::ACCEPT, BATCH_MEDIA_TYPE)
-                .header(REQUEST_ID_HEADER, request_id)
-                .send()
-                .await
-                .map_err(|e| ScrapeError::Transport(error_chain(&e)))?;
-            let status = response.status();
-            if status == reqwest::StatusCode::CONFLICT {
-                return Err(ScrapeError::CursorAhead { after });
-            }
-            if !status.is_success() {
-                return Err(ScrapeError::Status(status.as_u16()));
-            }
-            response
-                .bytes()
-                .await
-                .map_err(|e| ScrapeError::Transport(error_chain(&e)))
-        };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| ScrapeError::Timeout(self.timeout))?
+        match self.get_frame(&url, request_id).await {
+            Err(ScrapeError::Status(409)) => Err(ScrapeError::CursorAhead { after }),
+            other => other,
+        }
     }
 }
 
