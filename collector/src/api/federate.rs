@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
+use super::query::run_blocking;
 use super::query_params::PromParams;
 use super::query_response::PromError;
 use crate::federate;
@@ -27,35 +28,19 @@ pub async fn federate(
     State(state): State<ApiState>,
     params: PromParams,
 ) -> Result<Response, PromError> {
-    let selectors = params.selectors()?;
-    if selectors.is_empty() {
-        return Err(PromError::BadData(
-            "no match[] parameter provided".to_owned(),
-        ));
-    }
+    let selectors = params.required_selectors()?;
     let source = Arc::clone(&state.series);
     let now = crate::unix_ms().try_into().unwrap_or(i64::MAX);
-    let text = tokio::task::spawn_blocking(move || {
+    let text = run_blocking(move || {
         let mut latest = BTreeMap::new();
         for matchers in &selectors {
-            let found = source
-                .latest(matchers, now - LOOKBACK_DELTA_MS + 1, now, MAX_SERIES)
-                .map_err(|err| match err {
-                    SourceError::TooManySeries { limit } => PromError::Execution(format!(
-                        "the selection matches more than {limit} series; narrow match[]"
-                    )),
-                    SourceError::Store(detail) => PromError::Internal(detail),
-                })?;
-            latest.extend(found);
+            latest.extend(source.latest(matchers, now - LOOKBACK_DELTA_MS + 1, now, MAX_SERIES)?);
             if latest.len() > MAX_SERIES {
-                return Err(PromError::Execution(format!(
-                    "the selection matches more than {MAX_SERIES} series; narrow match[]"
-                )));
+                return Err(SourceError::TooManySeries { limit: MAX_SERIES });
             }
         }
         Ok(federate::render(&latest))
     })
-    .await
-    .map_err(|err| PromError::Internal(format!("federate task failed: {err}")))??;
+    .await?;
     Ok(([(header::CONTENT_TYPE, federate::CONTENT_TYPE)], text).into_response())
 }

@@ -73,12 +73,7 @@ pub async fn series(
     State(state): State<ApiState>,
     params: PromParams,
 ) -> Result<Response, PromError> {
-    let selectors = params.selectors()?;
-    if selectors.is_empty() {
-        return Err(PromError::BadData(
-            "no match[] parameter provided".to_owned(),
-        ));
-    }
+    let selectors = params.required_selectors()?;
     let (start_ms, end_ms) = time_range(&params)?;
     let source = Arc::clone(&state.series);
     let limit = Limits::default().max_series;
@@ -200,7 +195,7 @@ fn is_label_name(name: &str) -> bool {
 }
 
 /// Where a query's or a listing's failure comes from.
-trait IntoPromError {
+pub(super) trait IntoPromError {
     fn into_prom_error(self) -> PromError;
 }
 
@@ -220,7 +215,7 @@ impl IntoPromError for SourceError {
 }
 
 /// Runs `work` on the blocking pool.
-async fn run_blocking<T, E, F>(work: F) -> Result<T, PromError>
+pub(super) async fn run_blocking<T, E, F>(work: F) -> Result<T, PromError>
 where
     F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,

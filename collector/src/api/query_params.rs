@@ -129,6 +129,20 @@ impl PromParams {
             .map(|text| parse_selector(text).map_err(|e| invalid("match[]", &e)))
             .collect()
     }
+
+    /// [`PromParams::selectors`], at least one.
+    ///
+    /// # Errors
+    /// `bad_data` without `match[]` or for a bad one.
+    pub fn required_selectors(&self) -> Result<Vec<Vec<Matcher>>, PromError> {
+        let selectors = self.selectors()?;
+        if selectors.is_empty() {
+            return Err(PromError::BadData(
+                "no match[] parameter provided".to_owned(),
+            ));
+        }
+        Ok(selectors)
+    }
 }
 
 /// `invalid parameter "<name>": <reason>`, Prometheus's wording.

@@ -34,7 +34,7 @@ use tracing::Instrument;
 use crate::hosts::{HostRecord, HostRegistry, HostStatus};
 use crate::metrics::Metrics;
 use crate::remote_write::RemoteWrite;
-use crate::series::{Labels, METRIC_NAME, Sample, SeriesSamples};
+use crate::series::{Sample, SeriesSamples};
 use crate::tsdb::Tsdb;
 use client::{AgentClient, AgentClients, ScrapeError};
 
@@ -421,12 +421,7 @@ fn to_series(
         .series
         .iter()
         .map(|def| SeriesSamples {
-            labels: Labels::from_pairs(
-                def.labels
-                    .iter()
-                    .map(|l| (l.name.as_str(), l.value.as_str()))
-                    .chain([(METRIC_NAME, def.metric.as_str()), ("host", host)]),
-            ),
+            labels: crate::tsdb::stored_labels(host, def),
             samples: Vec::new(),
         })
         .collect();

@@ -155,7 +155,7 @@ fn check(host: &str, batch: &SampleBatch) -> Result<(), TsdbError> {
 }
 
 /// The labels stored for `def` from `host`: its labels, `__name__` and our `host`.
-fn stored_labels(host: &str, def: &SeriesDef) -> Labels {
+pub fn stored_labels(host: &str, def: &SeriesDef) -> Labels {
     Labels::from_pairs(
         def.labels
             .iter()

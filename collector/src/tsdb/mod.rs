@@ -78,7 +78,7 @@ use muster_shared::store::{Store, StoreError, Tree};
 pub use config::{TsdbConfig, TsdbOptions};
 pub use error::TsdbError;
 pub use flush::FlushStats;
-pub use ingest::IngestStats;
+pub use ingest::{IngestStats, stored_labels};
 pub use retention::CompactStats;
 
 use block::ChunkTree;
