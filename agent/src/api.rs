@@ -123,32 +123,42 @@ async fn samples(
             );
         }
     };
-    let buffer = state.buffer.clone();
-    let batch = match tokio::task::spawn_blocking(move || buffer.read(&query)).await {
-        Ok(Ok(batch)) => batch,
-        Ok(Err(err @ BufferError::CursorAhead { .. })) => {
-            return error(StatusCode::CONFLICT, &err.to_string());
-        }
-        Ok(Err(err)) => {
-            tracing::error!(error = %err, "cannot read the sample buffer");
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot read the sample buffer",
-            );
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "buffer read task failed");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-        }
-    };
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("application/json"));
-    if wants_json {
-        Json(&batch).into_response()
-    } else {
-        encode_binary(&batch)
+    let buffer = state.buffer.clone();
+    // Read and encode off the runtime, then give the batch's transient memory
+    // back: a first pull copies the whole series dictionary, and glibc would
+    // otherwise keep those pages for good.
+    let answered = tokio::task::spawn_blocking(move || {
+        let answer = buffer.read(&query).map(|batch| {
+            if wants_json {
+                Json(&batch).into_response()
+            } else {
+                encode_binary(&batch)
+            }
+        });
+        crate::memory::release_free();
+        answer
+    })
+    .await;
+    match answered {
+        Ok(Ok(response)) => response,
+        Ok(Err(err @ BufferError::CursorAhead { .. })) => {
+            error(StatusCode::CONFLICT, &err.to_string())
+        }
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "cannot read the sample buffer");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the sample buffer",
+            )
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "buffer read task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
     }
 }
 
