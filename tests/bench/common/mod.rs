@@ -77,13 +77,23 @@ pub fn cpu_seconds(pid: i32) -> f64 {
 
 /// Resident set size (`VmRSS` in `/proc/<pid>/status`), in bytes.
 pub fn rss_bytes(pid: i32) -> u64 {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// Peak resident memory (`VmHWM`) of `pid` so far, in bytes.
+#[allow(dead_code)]
+pub fn peak_rss_bytes(pid: i32) -> u64 {
+    status_bytes(pid, "VmHWM:")
+}
+
+fn status_bytes(pid: i32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_else(|e| panic!("process {pid} is gone: {e}"));
     let kib: u64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
     kib * 1024
 }
 
