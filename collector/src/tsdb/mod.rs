@@ -59,6 +59,7 @@ pub mod error;
 pub mod head;
 pub mod index;
 pub mod retention;
+pub mod segment;
 
 mod flush;
 mod ingest;
