@@ -305,6 +305,11 @@ impl CollectorSettings {
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("store")
     }
+
+    /// The time-series store's segment files: `<data_dir>/tsdb`.
+    pub fn tsdb_path(&self) -> PathBuf {
+        self.data_dir.join("tsdb")
+    }
 }
 
 #[cfg(test)]

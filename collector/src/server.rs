@@ -95,8 +95,9 @@ pub async fn serve(
     let tsdb = {
         let store = store.clone();
         let options = settings.storage;
+        let dir = settings.tsdb_path();
         Arc::new(
-            tokio::task::spawn_blocking(move || Tsdb::open(&store, options))
+            tokio::task::spawn_blocking(move || Tsdb::open(&store, &dir, options))
                 .await
                 .context("tsdb open task failed")?
                 .context("cannot open the time-series store")?,

@@ -10,9 +10,9 @@
 //! count non-NaN values only, so a staleness marker does not poison them; `last` is the
 //! last value as it was, NaN included).
 //!
-//! # Layout (tree `tsdb_rollups`, [`super::block::ChunkRecord`], schema 1)
+//! # Layout (a chunk in a rollup segment, `segment/`, folder `rollups`)
 //!
-//! Key: [`super::block::SeriesTimeKey`] with the day's start (UTC midnight, ms). Value:
+//! One chunk per series per day, in that day's segment (`rollups/day-YYYY-MM-DD.seg`):
 //!
 //! | offset | size | field                                                               |
 //! |-------:|-----:|---------------------------------------------------------------------|
@@ -22,11 +22,11 @@
 //! | 2 + n  | 4    | CRC-32 of bytes `0..2 + n`, LE                                      |
 
 use super::bitstream::{BitReader, BitWriter, ChunkError};
-use super::block::{ChunkTree, SeriesTimeKey};
 use super::config::{DAY_MS, ROLLUP_BUCKET_MS};
 use super::encoding::{TsDecoder, TsEncoder, ValueDecoder, ValueEncoder};
 use super::error::TsdbError;
 use super::index::SeriesId;
+use super::segment::SeriesReader;
 use crate::series::Sample;
 
 /// One 5-minute bucket of one series.
@@ -159,44 +159,38 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Bucket>, ChunkError> {
 }
 
 /// Appends to `out` one sample per bucket of `series` whose last timestamp is in
-/// `start..=end`: `(last_ts, last)`.
+/// `start..=end`, `(last_ts, last)`, from the rollup segments `reader` (made for that
+/// range) finds.
 ///
 /// # Errors
-/// [`TsdbError::ReadBlocks`], [`TsdbError::Chunk`].
+/// [`TsdbError::ReadSegment`], [`TsdbError::Chunk`].
 pub fn read(
-    rollups: &ChunkTree,
+    reader: &mut SeriesReader<'_>,
     series: SeriesId,
     start: i64,
     end: i64,
     out: &mut Vec<Sample>,
 ) -> Result<(), TsdbError> {
-    if start > end {
+    let failed = |source| TsdbError::ReadSegment { series, source };
+    if start > end || reader.find(series).map_err(failed)?.count() == 0 {
         return Ok(());
     }
-    let from = SeriesTimeKey {
-        series,
-        ts: day_of(start),
-    };
-    let to = SeriesTimeKey {
-        series,
-        ts: day_of(end),
-    };
-    for entry in rollups.range(from..=to) {
-        let (key, record) = entry.map_err(|source| TsdbError::ReadBlocks { series, source })?;
-        let buckets = decode(&record.chunk).map_err(|source| TsdbError::Chunk {
+    let mut after = out.last().map_or(i64::MIN, |s| s.timestamp_ms);
+    for c in reader.gather().map_err(failed)?.chunks() {
+        let buckets = decode(c.bytes).map_err(|source| TsdbError::Chunk {
             series,
-            max_ts: key.ts,
+            path: c.segment.path().to_owned(),
             source,
         })?;
-        out.extend(
-            buckets
-                .iter()
-                .filter(|b| (start..=end).contains(&b.last_ts))
-                .map(|b| Sample {
+        for b in buckets {
+            if (start..=end).contains(&b.last_ts) && b.last_ts > after {
+                after = b.last_ts;
+                out.push(Sample {
                     timestamp_ms: b.last_ts,
                     value: b.last,
-                }),
-        );
+                });
+            }
+        }
     }
     Ok(())
 }

@@ -1,11 +1,14 @@
 //! Why a store operation failed. Each variant names its subject (host, series, phase) and
 //! says whether retrying can help.
 
+use std::path::PathBuf;
+
 use muster_shared::protocol::samples::BatchError;
 use muster_shared::store::StoreError;
 
 use super::chunk::ChunkError;
 use super::index::SeriesId;
+use super::segment::SegmentError;
 
 /// A failed [`super::Tsdb`] operation.
 #[derive(Debug, thiserror::Error)]
@@ -49,39 +52,44 @@ pub enum TsdbError {
         #[source]
         source: StoreError,
     },
-    /// Reading a series' blocks or its last durable timestamp failed.
-    #[error("reading blocks of series {series}")]
-    ReadBlocks {
+    /// Opening the segment folders failed (creating, listing, removing unfinished files).
+    #[error("opening the time-series store's segments")]
+    OpenSegments {
+        /// The folder's error.
+        #[source]
+        source: SegmentError,
+    },
+    /// Reading a series' chunks or its last durable timestamp failed.
+    #[error("reading chunks of series {series}")]
+    ReadSegment {
         /// The series.
         series: SeriesId,
-        /// The store's error.
+        /// The segment's error, naming the file.
         #[source]
-        source: StoreError,
+        source: SegmentError,
     },
     /// A stored chunk does not decode (damaged on disk).
-    #[error("chunk of series {series} ending at {max_ts} ms is damaged")]
+    #[error("chunk of series {series} in {} is damaged", path.display())]
     Chunk {
         /// The series.
         series: SeriesId,
-        /// The chunk's last timestamp (its key).
-        max_ts: i64,
+        /// The segment file holding it.
+        path: PathBuf,
         /// What is wrong with it.
         #[source]
         source: ChunkError,
     },
-    /// A flush could not write its blocks or commit them; the head keeps them and the
-    /// durable cursors did not move. Retryable: the next flush writes them again.
-    #[error("flushing {chunks} chunks: {step}")]
+    /// A flush could not write its segment; the head keeps the chunks and the durable
+    /// cursors did not move. Retryable: the next flush writes them again.
+    #[error("flushing {chunks} chunks")]
     Flush {
         /// How many chunks were being written.
         chunks: usize,
-        /// `writing blocks` or `committing blocks`.
-        step: &'static str,
-        /// The store's error.
+        /// The segment's error, naming the file.
         #[source]
-        source: StoreError,
+        source: SegmentError,
     },
-    /// Blocks were committed but the durable cursors could not be; they stay where they
+    /// The segment was written but the durable cursors could not be; they stay where they
     /// were (re-ingest after a crash drops the duplicates). Retryable.
     #[error("persisting durable cursors of {hosts} hosts")]
     Cursors {
@@ -91,7 +99,7 @@ pub enum TsdbError {
         #[source]
         source: StoreError,
     },
-    /// A compaction step failed; running compaction again resumes it.
+    /// Persisting the retention floors failed; running compaction again resumes it.
     #[error("compaction: {step}")]
     Compact {
         /// What was being done.
@@ -100,15 +108,28 @@ pub enum TsdbError {
         #[source]
         source: StoreError,
     },
+    /// Writing or removing segments during compaction failed (I/O, disk space); the
+    /// segments read stay as they were. Running compaction again resumes it.
+    #[error("compaction: {step}")]
+    CompactSegments {
+        /// What was being done.
+        step: &'static str,
+        /// The segment's error, naming the file.
+        #[source]
+        source: SegmentError,
+    },
 }
 
 impl TsdbError {
     /// Whether the same call may succeed later (I/O, disk space), as opposed to input that
     /// will always be refused.
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
-            TsdbError::InvalidBatch { .. } | TsdbError::Refused { .. } | TsdbError::Chunk { .. }
-        )
+        match self {
+            TsdbError::InvalidBatch { .. }
+            | TsdbError::Refused { .. }
+            | TsdbError::Chunk { .. } => false,
+            TsdbError::ReadSegment { source, .. } => !source.is_damage(),
+            _ => true,
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Flushing: closed chunks become durable blocks, then durable cursors move.
+//! Flushing: closed chunks become one durable segment, then durable cursors move.
 //!
 //! A flush with boundary `B` (the start of the window that `now - window_grace` falls in):
 //!
@@ -7,32 +7,31 @@
 //!    step 2 takes;
 //! 2. closes every open chunk whose window ends by `B`, and takes every closed chunk,
 //!    leaving them readable in the head;
-//! 3. writes them to `tsdb_blocks` (batches of at most 32 MiB, so memory stays bounded at a
-//!    window's end) and commits with [`Store::flush`](muster_shared::store::Store::flush);
+//! 3. writes them, sorted by (series, time), as one segment file (`segment/writer.rs`:
+//!    temporary name, fsync, rename, directory fsync) and adds it to the set readers see;
 //! 4. drops them from the head;
-//! 5. writes the cursors that moved, in their own batch, and commits again.
+//! 5. writes the cursors that moved, in one sled batch, and commits with
+//!    [`Store::flush`](muster_shared::store::Store::flush).
 //!
 //! An error at 3 (a full disk) leaves the chunks in the head and the cursors where they
-//! were; the next flush writes them again (rewriting a block that did reach the disk is
-//! harmless: same key, same bytes). An error at 5 leaves the cursors behind durable
-//! blocks, never ahead. A crash anywhere loses only head data, which the agents still
-//! hold past the cursors.
+//! were; the next flush writes them again (a segment that did reach the disk before the
+//! error would hold them twice, which reads and merges drop). An error at 5 leaves the
+//! cursors behind durable segments, never ahead. A crash anywhere loses only head data,
+//! which the agents still hold past the cursors; a crash inside 3 leaves a `.tmp` file
+//! that the next open removes.
 
 use std::sync::Arc;
 
-use super::block::{ChunkRecord, SeriesTimeKey};
 use super::error::TsdbError;
 use super::head::ClosedChunk;
 use super::ingest::HostState;
+use super::segment::{SegmentError, chunk_first_ts};
 use super::{Tsdb, lock, window_start};
-
-/// Largest sled batch a flush writes, in chunk bytes.
-const BATCH_BYTES: usize = 32 << 20;
 
 /// What one flush wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushStats {
-    /// Chunks written as blocks.
+    /// Chunks written.
     pub chunks: usize,
     /// Their bytes.
     pub bytes: usize,
@@ -43,11 +42,11 @@ pub struct FlushStats {
 impl Tsdb {
     /// Writes every chunk whose window ended at least `window_grace` before `now_ms`, then
     /// moves the durable cursors. Call it every interval or so (it is cheap when nothing
-    /// closed); it blocks for two fsyncs when something did.
+    /// closed); it blocks for three fsyncs when something did.
     ///
     /// # Errors
-    /// [`TsdbError::Flush`] (blocks not committed; the head keeps them) and
-    /// [`TsdbError::Cursors`] (blocks committed, cursors not moved). Both are retryable by
+    /// [`TsdbError::Flush`] (segment not written; the head keeps the chunks) and
+    /// [`TsdbError::Cursors`] (segment written, cursors not moved). Both are retryable by
     /// the next flush.
     pub fn flush(&self, now_ms: i64) -> Result<FlushStats, TsdbError> {
         let since = now_ms.saturating_sub(self.options.grace_ms);
@@ -56,8 +55,8 @@ impl Tsdb {
 
     /// Writes everything in the head, open chunks included, and moves every cursor to the
     /// last round ingested: for shutdown. Ingest may go on afterwards; the chunks it starts
-    /// sit beside the early-closed ones (blocks are keyed by their last timestamp, so a
-    /// window may hold several), and re-ingested samples are still dropped as duplicates.
+    /// sit beside the early-closed ones (a window may hold several chunks of a series), and
+    /// re-ingested samples are still dropped as duplicates.
     ///
     /// # Errors
     /// As [`Tsdb::flush`].
@@ -89,7 +88,7 @@ impl Tsdb {
             chunks.extend(shard.pending().iter().cloned());
         }
 
-        let bytes = self.write_blocks(&chunks)?;
+        let bytes = self.write_segment(&mut chunks)?;
         for (i, n) in taken.into_iter().enumerate() {
             if n > 0 {
                 self.head.lock(i).drain_pending(n);
@@ -104,7 +103,7 @@ impl Tsdb {
                 hosts: updates.len(),
                 source,
             };
-            self.faults.check("cursors").map_err(failed)?;
+            self.faults.check_store("cursors").map_err(failed)?;
             self.cursors.write(&updates).map_err(failed)?;
             self.store.flush().map_err(failed)?;
             self.cursors.committed(&updates);
@@ -119,48 +118,42 @@ impl Tsdb {
         })
     }
 
-    /// Writes `chunks` as blocks and commits them; returns their bytes.
-    fn write_blocks(&self, chunks: &[ClosedChunk]) -> Result<usize, TsdbError> {
+    /// Writes `chunks` as one segment and adds it to the set; returns their bytes.
+    fn write_segment(&self, chunks: &mut [ClosedChunk]) -> Result<usize, TsdbError> {
         if chunks.is_empty() {
             return Ok(0);
         }
-        let failed = |step, source| TsdbError::Flush {
-            chunks: chunks.len(),
-            step,
+        let count = chunks.len();
+        let failed = |source| TsdbError::Flush {
+            chunks: count,
             source,
         };
-        self.faults
-            .check("blocks")
-            .map_err(|e| failed("writing blocks", e))?;
-        let (mut total, mut in_batch) = (0usize, 0usize);
-        let mut batch = self.blocks.batch();
-        for c in chunks {
-            let key = SeriesTimeKey {
-                series: c.series,
-                ts: c.max_ts,
-            };
-            let record = ChunkRecord {
-                chunk: c.bytes.to_vec(),
-            };
-            batch
-                .insert(&key, &record)
-                .map_err(|e| failed("encoding blocks", e))?;
-            total += c.bytes.len();
-            in_batch += c.bytes.len();
-            if in_batch >= BATCH_BYTES {
-                let full = std::mem::replace(&mut batch, self.blocks.batch());
-                self.blocks
-                    .apply(full)
-                    .map_err(|e| failed("writing blocks", e))?;
-                in_batch = 0;
-            }
+        if let Err(source) = self.faults.check("blocks") {
+            return Err(failed(SegmentError::Io {
+                op: "writing",
+                path: self.blocks.dir().to_owned(),
+                source,
+            }));
         }
-        self.blocks
-            .apply(batch)
-            .map_err(|e| failed("writing blocks", e))?;
-        self.store
-            .flush()
-            .map_err(|e| failed("committing blocks", e))?;
+        // A shard's pending list is in time order per series; the sort interleaves shards.
+        chunks.sort_by_key(|c| (c.series, c.max_ts));
+        let mut writer = self.blocks.flush_writer().map_err(failed)?;
+        let mut total = 0;
+        for c in chunks.iter() {
+            let first_ts = chunk_first_ts(&c.bytes).unwrap_or(c.max_ts);
+            writer
+                .push(c.series, first_ts, c.max_ts, &c.bytes)
+                .map_err(failed)?;
+            total += c.bytes.len();
+        }
+        let Some(path) = writer.finish().map_err(failed)? else {
+            return Ok(0);
+        };
+        if let Err(source) = self.blocks.replace(std::slice::from_ref(&path), &[]) {
+            // It does not read back: the next flush writes the chunks again.
+            let _ = std::fs::remove_file(&path);
+            return Err(failed(source));
+        }
         Ok(total)
     }
 }

@@ -25,7 +25,7 @@ use super::cursor::PendingRounds;
 use super::error::TsdbError;
 use super::head::Append;
 use super::index::{HOST_LABEL, SeriesId};
-use super::{Tsdb, block, lock};
+use super::{Tsdb, lock};
 use crate::series::{Labels, METRIC_NAME};
 
 /// Latest round timestamp accepted: the start of the year 10000, in ms.
@@ -169,7 +169,7 @@ impl Tsdb {
     /// fails), labels every series `host="<host>"` (replacing an agent's own `host`
     /// label), and appends its samples to the head. Safe to call from many threads for
     /// different hosts at once; one host's calls run one after another. Blocks (index
-    /// writes for new series, sled reads for series new to the head): call it from
+    /// writes for new series, segment reads for series new to the head): call it from
     /// `spawn_blocking`.
     ///
     /// Samples at or before a series' last timestamp are dropped and counted, so
@@ -177,7 +177,7 @@ impl Tsdb {
     ///
     /// # Errors
     /// [`TsdbError::InvalidBatch`] and [`TsdbError::Refused`] for a batch that will never
-    /// be stored; [`TsdbError::IndexWrite`] and [`TsdbError::ReadBlocks`] when the store
+    /// be stored; [`TsdbError::IndexWrite`] and [`TsdbError::ReadSegment`] when the store
     /// fails (nothing of the batch was appended; retry it).
     pub fn ingest(&self, host: &str, batch: &SampleBatch) -> Result<IngestStats, TsdbError> {
         check(host, batch)?;
@@ -264,7 +264,12 @@ impl Tsdb {
                 stats.new_series += u64::from(r.created);
                 let known = !r.created && lock_slot(self, state.shard, r.id).is_none();
                 let last = if known {
-                    block::last_ts(&self.blocks, r.id)?
+                    self.blocks
+                        .last_ts(r.id)
+                        .map_err(|source| TsdbError::ReadSegment {
+                            series: r.id,
+                            source,
+                        })?
                 } else {
                     None
                 };

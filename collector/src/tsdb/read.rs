@@ -1,10 +1,18 @@
-//! Reads: [`SeriesSource`] over the head, the blocks and the rollups.
+//! Reads: [`SeriesSource`] over the head, the raw segments and the rollup segments.
 //!
 //! A series' samples in a range come from three places, oldest first: rollups below
-//! `rolled_up_before` (one sample per 5-minute bucket, see `downsample.rs`), raw blocks, and
-//! the head. The head is read *before* the blocks: a flush writes a chunk to the blocks
-//! before dropping it from the head, so reading in this order sees every chunk at least
-//! once, and a chunk seen twice is merged away by timestamp.
+//! `rolled_up_before` (one sample per 5-minute bucket, see `downsample.rs`), raw segments,
+//! and the head. What a read sees is taken in this order:
+//!
+//! 1. the head: a flush adds its segment to the set *before* dropping the chunks from the
+//!    head, so reading the head first and the set after sees every chunk at least once
+//!    (a chunk seen twice is merged away by timestamp);
+//! 2. the raw segment set, then the floor, then the rollup set: compaction publishes
+//!    rollups, then raises the floor, then deletes raw segments, so a read that finds the
+//!    old floor holds the raw segments, and one that finds the new floor sees the rollups.
+//!
+//! The sets are snapshots: files that compaction or retention removes meanwhile stay
+//! readable through them.
 
 use std::sync::atomic::Ordering;
 
@@ -12,10 +20,30 @@ use hashbrown::HashMap;
 
 use super::error::TsdbError;
 use super::index::SeriesId;
+use super::segment::{SegmentList, SeriesReader, error_chain};
 use super::{Tsdb, block, downsample};
 use crate::series::{Labels, Matcher, Sample, SeriesSamples, SeriesSource, SourceError};
 
+/// What a read sees of the stored data; see the module doc for the order it is taken in.
+struct View {
+    raw: std::sync::Arc<SegmentList>,
+    rolled: i64,
+    rollups: std::sync::Arc<SegmentList>,
+}
+
 impl Tsdb {
+    /// Takes the stored data's view, after the head has been read.
+    fn view(&self) -> View {
+        let raw = self.blocks.snapshot();
+        let rolled = self.floors.rolled_up_before.load(Ordering::Acquire);
+        let rollups = self.rollups.snapshot();
+        View {
+            raw,
+            rolled,
+            rollups,
+        }
+    }
+
     /// The samples of each of `ids` (ascending) in `start..=end`, series without any left
     /// out; more than `limit` series with samples is an error.
     fn read_samples(
@@ -25,25 +53,23 @@ impl Tsdb {
         end: i64,
         limit: usize,
     ) -> Result<Vec<(SeriesId, Vec<Sample>)>, SourceError> {
-        let rolled = self.floors.rolled_up_before.load(Ordering::Acquire);
-        let raw_start = start.max(rolled);
-        let mut head = self.read_head(ids, raw_start, end)?;
+        let mut head = self.read_head(ids, start, end)?;
+        let view = self.view();
+        let raw_start = start.max(view.rolled);
+        let rollup_end = end.min(view.rolled.saturating_sub(1));
+        let mut raw_reader = SeriesReader::new(&self.blocks, &view.raw, raw_start, end);
+        let mut rollup_reader = SeriesReader::new(&self.rollups, &view.rollups, start, rollup_end);
         let mut out = Vec::new();
         let mut raw = Vec::new();
         for &id in ids {
             let mut samples = Vec::new();
-            if start < rolled {
-                let rollup_end = end.min(rolled.saturating_sub(1));
-                downsample::read(&self.rollups, id, start, rollup_end, &mut samples)
-                    .map_err(source_error)?;
-            }
+            downsample::read(&mut rollup_reader, id, start, rollup_end, &mut samples)
+                .map_err(source_error)?;
             raw.clear();
-            block::read(&self.blocks, id, raw_start, end, &mut raw).map_err(source_error)?;
-            merge_into(
-                &mut samples,
-                &raw,
-                head.remove(&id).as_deref().unwrap_or(&[]),
-            );
+            block::read(&mut raw_reader, id, raw_start, end, &mut raw).map_err(source_error)?;
+            let in_head = head.remove(&id).unwrap_or_default();
+            let from = in_head.partition_point(|s| s.timestamp_ms < raw_start);
+            merge_into(&mut samples, &raw, &in_head[from..]);
             if samples.is_empty() {
                 continue;
             }
@@ -112,8 +138,8 @@ impl Tsdb {
     }
 
     /// Ids of the selected series with a sample in range, ascending. Cheaper than reading
-    /// them: the head answers for series that are being written, a block's first sample
-    /// in range answers for the rest.
+    /// them: the head answers for series that are being written, the segments' index
+    /// entries for most of the rest.
     fn select_present(
         &self,
         matchers: &[Matcher],
@@ -124,18 +150,22 @@ impl Tsdb {
             return Ok(Vec::new());
         }
         let ids = self.index.read().select(matchers);
-        let rolled = self.floors.rolled_up_before.load(Ordering::Acquire);
-        let raw_start = start.max(rolled);
-        let in_head = self.read_head(&ids, raw_start, end)?;
+        let in_head = self.read_head(&ids, start, end)?;
+        let view = self.view();
+        let raw_start = start.max(view.rolled);
+        let rollup_end = end.min(view.rolled.saturating_sub(1));
+        let mut raw_reader = SeriesReader::new(&self.blocks, &view.raw, raw_start, end);
+        let mut rollup_reader = SeriesReader::new(&self.rollups, &view.rollups, start, rollup_end);
         let mut out = Vec::new();
         let mut rolled_up = Vec::new();
         for id in ids {
-            let present = in_head.contains_key(&id)
-                || block::has_sample(&self.blocks, id, raw_start, end).map_err(source_error)?
-                || (start < rolled && {
+            let present = in_head
+                .get(&id)
+                .is_some_and(|s| s.last().is_some_and(|l| l.timestamp_ms >= raw_start))
+                || block::has_sample(&mut raw_reader, id, raw_start, end).map_err(source_error)?
+                || (start < view.rolled && {
                     rolled_up.clear();
-                    let rollup_end = end.min(rolled.saturating_sub(1));
-                    downsample::read(&self.rollups, id, start, rollup_end, &mut rolled_up)
+                    downsample::read(&mut rollup_reader, id, start, rollup_end, &mut rolled_up)
                         .map_err(source_error)?;
                     !rolled_up.is_empty()
                 });
@@ -183,14 +213,7 @@ fn merge_into(out: &mut Vec<Sample>, raw: &[Sample], head: &[Sample]) {
 }
 
 fn source_error(err: TsdbError) -> SourceError {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    SourceError::Store(text)
+    SourceError::Store(error_chain(&err))
 }
 
 impl SeriesSource for Tsdb {

@@ -275,6 +275,41 @@ impl Store {
         Ok(Tree::new(name, inner))
     }
 
+    /// Removes tree `name` and every record in it, if the store has such a tree, and
+    /// returns how many records it held (`None`: there was no such tree). For an owner
+    /// retiring a tree it no longer uses; the removal is durable at the next
+    /// [`Store::flush`]. Counting walks the tree once (O(n)).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] on I/O failure.
+    pub fn drop_tree(&self, name: &'static str) -> Result<Option<usize>, StoreError> {
+        let backend = |op| {
+            move |source: sled::Error| StoreError::Backend {
+                tree: name,
+                op,
+                source: Box::new(source),
+            }
+        };
+        // `open_tree` would create it: look first.
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes())
+        {
+            return Ok(None);
+        }
+        let tree = self.db.open_tree(name).map_err(backend("open_tree"))?;
+        let mut records = 0;
+        for key in tree.iter().keys() {
+            key.map_err(backend("drop_tree"))?;
+            records += 1;
+        }
+        drop(tree);
+        self.db.drop_tree(name).map_err(backend("drop_tree"))?;
+        Ok(Some(records))
+    }
+
     /// Writes everything written so far (in every tree) to disk and fsyncs: the commit point.
     /// Once it returns, those writes survive a crash or power loss. Returns the number of
     /// bytes it wrote. Blocks for the fsync (milliseconds to tens of milliseconds).

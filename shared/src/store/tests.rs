@@ -79,6 +79,29 @@ fn trees_are_separate_namespaces() {
 }
 
 #[test]
+fn drop_tree_removes_a_tree_and_counts_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(&dir);
+        let old = store.tree::<u64, Job>("old").unwrap();
+        old.insert(&1, &job("a", 1)).unwrap();
+        old.insert(&2, &job("b", 1)).unwrap();
+        store.tree::<u64, Job>("kept").unwrap();
+        store.flush().unwrap();
+    }
+    let store = open(&dir);
+    assert_eq!(store.drop_tree("missing").unwrap(), None);
+    assert_eq!(store.drop_tree("old").unwrap(), Some(2));
+    store.flush().unwrap();
+    drop(store);
+    let store = open(&dir);
+    // Gone for good, and looking did not create it again.
+    assert_eq!(store.drop_tree("old").unwrap(), None);
+    assert_eq!(store.drop_tree("missing").unwrap(), None);
+    assert_eq!(store.drop_tree("kept").unwrap(), Some(0));
+}
+
+#[test]
 fn u64_keys_iterate_in_numeric_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

@@ -1,6 +1,27 @@
-//! Crashes, re-ingest from durable cursors, shutdown flushes and failed flushes.
+//! Crashes, re-ingest from durable cursors, shutdown flushes, failed flushes, and what a
+//! crash or a bad disk leaves in the segment folder.
+
+use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::series::SourceError;
+
+/// The segment files of `dir`'s raw folder, by name.
+fn raw_segments(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join("tsdb/blocks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    out.sort();
+    out
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0x04;
+    std::fs::write(path, bytes).unwrap();
+}
 
 #[test]
 fn crash_then_reingest_from_durable_cursor_gives_one_copy_of_each_sample() {
@@ -111,4 +132,87 @@ fn failed_flush_keeps_head_and_cursors_and_the_next_one_retries() {
     let tsdb = open(dir.path(), options());
     assert_eq!(tsdb.durable_cursor("web1"), cursor);
     assert_same(stored(&tsdb, &[]), agent.expected("web1", cursor));
+}
+
+#[test]
+fn unfinished_segments_are_removed_and_damaged_ones_skipped_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = FakeAgent::new(11, 10, 600);
+    let flushed_at = agent.ts_of(200);
+    {
+        let tsdb = open(dir.path(), options());
+        agent.send_until(&tsdb, "web1", 0, 200, 50);
+        tsdb.flush(flushed_at).unwrap();
+        agent.send(&tsdb, "web1", 200, 50);
+        tsdb.flush_all().unwrap();
+    }
+    let segments = raw_segments(dir.path());
+    assert_eq!(segments.len(), 2);
+    // The first segment's trailer is damaged; a crash left a flush half written.
+    let len = std::fs::metadata(&segments[0]).unwrap().len() as usize;
+    flip(&segments[0], len - 20);
+    let torn = dir.path().join("tsdb/blocks/00000000000000000003.seg.tmp");
+    std::fs::write(&torn, b"MUSTSEG\x01 and no more").unwrap();
+
+    let tsdb = open(dir.path(), options());
+    assert!(!torn.exists());
+    assert_eq!(tsdb.stats().unwrap().damaged_segments, 1);
+    // What the other segment holds is served, and nothing of the damaged one.
+    let o = options();
+    let boundary = window_start(flushed_at - o.grace_ms, o.window_ms);
+    let want = agent
+        .expected("web1", 600)
+        .into_iter()
+        .map(|(l, s)| (l, s.into_iter().filter(|x| x.0 >= boundary).collect()))
+        .collect();
+    assert_same(stored(&tsdb, &[]), want);
+}
+
+#[test]
+fn a_damaged_chunk_fails_the_reads_that_touch_it_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, db) = (FakeAgent::new(12, 5, 100), FakeAgent::new(13, 5, 100));
+    {
+        let tsdb = open(dir.path(), options());
+        web.send(&tsdb, "web1", 0, 50);
+        db.send(&tsdb, "db1", 0, 50);
+        tsdb.flush_all().unwrap();
+    }
+    let segments = raw_segments(dir.path());
+    // Series 1 (web1's first) has the first run: header, chunk length, then its chunk.
+    flip(&segments[0], 8 + 4 + 20);
+    let tsdb = open(dir.path(), options());
+    assert_same(stored(&tsdb, &host_is("db1")), db.expected("db1", 100));
+    match tsdb.select(&host_is("web1"), i64::MIN, i64::MAX, 100) {
+        Err(SourceError::Store(text)) => {
+            let name = segments[0].display().to_string();
+            assert!(text.contains(&name) && text.contains("checksum"), "{text}");
+        }
+        other => panic!("damaged chunk read as {other:?}"),
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OldChunk {
+    chunk: Vec<u8>,
+}
+
+impl muster_shared::store::Record for OldChunk {
+    const SCHEMA: u8 = 1;
+}
+
+#[test]
+fn chunks_an_earlier_build_kept_in_sled_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_store(&dir.path().join("store"));
+        let old = store.tree::<Vec<u8>, OldChunk>("tsdb_blocks").unwrap();
+        old.insert(&vec![0; 12], &OldChunk { chunk: vec![1; 40] })
+            .unwrap();
+        store.flush().unwrap();
+    }
+    drop(open(dir.path(), options()));
+    let store = open_store(&dir.path().join("store"));
+    assert_eq!(store.drop_tree("tsdb_blocks").unwrap(), None);
+    assert_eq!(store.drop_tree("tsdb_rollups").unwrap(), None);
 }

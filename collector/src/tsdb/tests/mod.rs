@@ -1,6 +1,8 @@
 //! Tests of the whole store, by concern: `ingest.rs` (round trips, matchers, refusals,
-//! concurrency), `crash.rs` (durable cursors, re-ingest, flush failures), `retention.rs`
-//! (rollups and deletion) and `measure.rs` (space and speed figures; ignored, run by name).
+//! concurrency), `crash.rs` (durable cursors, re-ingest, flush failures, damaged and
+//! unfinished segments), `killed.rs` (a writer SIGKILLed mid-flush), `retention.rs`
+//! (merges, rollups and deletion) and `measure.rs` (space and speed figures; ignored, run
+//! by name).
 //! This file holds what they share: a fake agent buffer and comparisons.
 
 use std::collections::BTreeMap;
@@ -14,6 +16,7 @@ use crate::series::{Labels, MatchOp, Matcher, SeriesSource};
 
 mod crash;
 mod ingest;
+mod killed;
 mod measure;
 mod retention;
 
@@ -26,9 +29,11 @@ pub(super) fn options() -> TsdbOptions {
     }
 }
 
+/// Opens the store as the collector lays it out: sled in `<dir>/store`, segments in
+/// `<dir>/tsdb`.
 pub(super) fn open(dir: &std::path::Path, options: TsdbOptions) -> Tsdb {
-    let store = open_store(dir);
-    Tsdb::open(&store, options).unwrap()
+    let store = open_store(&dir.join("store"));
+    Tsdb::open(&store, &dir.join("tsdb"), options).unwrap()
 }
 
 /// Opens the store in `dir`, retrying `Locked` for up to 5 s: sled's `flock` belongs to
