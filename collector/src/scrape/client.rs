@@ -171,19 +171,26 @@ impl AgentClient {
                 .header(REQUEST_ID_HEADER, request_id)
                 .send()
                 .await
-                .map_err(|e| ScrapeError::Transport(error_chain(&e)))?;
+                .map_err(|e| self.transport(&e))?;
             let status = response.status();
             if !status.is_success() {
                 return Err(ScrapeError::Status(status.as_u16()));
             }
-            response
-                .bytes()
-                .await
-                .map_err(|e| ScrapeError::Transport(error_chain(&e)))
+            response.bytes().await.map_err(|e| self.transport(&e))
         };
         tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| ScrapeError::Timeout(self.timeout))?
+    }
+
+    /// A transport error; reqwest's own timeouts (connect, whole request) are
+    /// [`ScrapeError::Timeout`] like ours, so the caller can tell them apart.
+    fn transport(&self, err: &reqwest::Error) -> ScrapeError {
+        if err.is_timeout() {
+            ScrapeError::Timeout(self.timeout)
+        } else {
+            ScrapeError::Transport(error_chain(err))
+        }
     }
 
     /// `GET /v1/samples?after=..&max=..`: the raw frame of the next batch after

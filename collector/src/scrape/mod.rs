@@ -46,7 +46,7 @@ use crate::tsdb::Tsdb;
 use client::{AgentClient, AgentClients};
 use pull::Outcome;
 
-/// Rounds asked for per request.
+/// Rounds asked for per request at most.
 const ROUNDS_PER_PULL: u32 = 500;
 /// Requests per host per interval at most while catching up, so one host's
 /// backlog holds its permit for a bounded time.
@@ -213,6 +213,8 @@ impl Scraper {
         let offset = stable_offset(&host.id, self.options.interval);
         let mut next = Instant::now();
         let mut previous: Option<Result<(), String>> = None;
+        // Rounds asked per request; fewer after a timeout (see `pull`).
+        let mut rounds = ROUNDS_PER_PULL;
         loop {
             tokio::select! {
                 biased;
@@ -220,10 +222,10 @@ impl Scraper {
                 () = tokio::time::sleep_until(next) => {}
             }
             let outcome = match &client {
-                Some(c) => self.scrape_once(&host, c, &cancel).await,
+                Some(c) => self.scrape_once(&host, c, &mut rounds, &cancel).await,
                 None => match self.clients.client_for(&host.id, self.options.timeout) {
                     Ok(c) => {
-                        let outcome = self.scrape_once(&host, &c, &cancel).await;
+                        let outcome = self.scrape_once(&host, &c, &mut rounds, &cancel).await;
                         client = Some(c);
                         outcome
                     }

@@ -74,6 +74,7 @@ impl Scraper {
         &self,
         host: &HostRecord,
         client: &AgentClient,
+        rounds: &mut u32,
         cancel: &CancellationToken,
     ) -> Option<Outcome> {
         if let Some(failure) = self.store_health.failure() {
@@ -94,7 +95,7 @@ impl Scraper {
         let result = tokio::select! {
             biased;
             () = cancel.cancelled() => return None,
-            result = self.pull(host, client, &mut status) => result,
+            result = self.pull(host, client, &mut status, rounds) => result,
         };
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.scrape_duration.observe(seconds);
@@ -142,11 +143,18 @@ impl Scraper {
     /// `/v1/info` when the host was not up, then sample batches until the
     /// agent has no more (or [`PULLS_PER_TICK`]). Each batch is stored before
     /// the next is asked for; `status` carries the cursor and counters.
+    ///
+    /// `rounds` is how many rounds a request asks for: halved when a request
+    /// times out, back to [`ROUNDS_PER_PULL`] once the host is caught up. A
+    /// host catching up after an outage may hold more than its agent can send
+    /// within the timeout; asking for the same amount again would fail every
+    /// time and the host would never catch up.
     async fn pull(
         &self,
         host: &HostRecord,
         client: &AgentClient,
         status: &mut HostStatus,
+        rounds: &mut u32,
     ) -> Result<(), PullError> {
         if !status.up || status.agent_version.is_none() {
             let request_id = uuid::Uuid::new_v4().to_string();
@@ -168,7 +176,7 @@ impl Scraper {
             // The request id is also in the agent's log line for this call.
             let request_id = uuid::Uuid::new_v4().to_string();
             let frame = match client
-                .samples_frame(host.address, &request_id, status.cursor, ROUNDS_PER_PULL)
+                .samples_frame(host.address, &request_id, status.cursor, *rounds)
                 .await
             {
                 Ok(frame) => frame,
@@ -178,6 +186,15 @@ impl Scraper {
                     reset = true;
                     status.cursor = 0;
                     continue;
+                }
+                Err(err @ ScrapeError::Timeout(_)) => {
+                    if *rounds > 1 {
+                        let fewer = (*rounds / 2).max(1);
+                        tracing::warn!(host = %host.id, rounds = *rounds, next = fewer,
+                            "pull timed out; asking for fewer rounds");
+                        *rounds = fewer;
+                    }
+                    return Err(PullError::Agent(err.to_string()));
                 }
                 Err(err) => return Err(PullError::Agent(err.to_string())),
             };
@@ -239,6 +256,7 @@ impl Scraper {
                 }
             }
             if !more {
+                *rounds = ROUNDS_PER_PULL;
                 break;
             }
         }
