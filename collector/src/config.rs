@@ -34,6 +34,9 @@ pub struct CollectorConfig {
     /// The time-series store: retention, rollups, chunk windows.
     #[serde(default)]
     pub storage: crate::tsdb::config::TsdbConfig,
+    /// The store's periodic work: flushes.
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
 }
 
 /// The API listener.
@@ -84,6 +87,25 @@ impl Default for ScrapeConfig {
             interval: default_interval(),
             timeout: default_timeout(),
             concurrency: default_concurrency(),
+        }
+    }
+}
+
+/// The store's periodic work, run by the server beside the scrape loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// How often closed chunks are written to disk, after which the agents'
+    /// durable cursors move; also how often a store that failed to write is
+    /// tried again. Default `"30s"`, at least `"100ms"`.
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval: Duration,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: default_flush_interval(),
         }
     }
 }
@@ -139,6 +161,9 @@ fn default_timeout() -> Duration {
 fn default_concurrency() -> usize {
     64
 }
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(30)
+}
 fn default_agent_validity() -> Duration {
     Duration::from_secs(365 * 24 * 3600)
 }
@@ -180,6 +205,8 @@ pub struct CollectorSettings {
     pub agent_cert_validity: std::time::Duration,
     /// The time-series store's settings.
     pub storage: crate::tsdb::TsdbOptions,
+    /// How often the store is flushed (and a failing one tried again).
+    pub flush_interval: std::time::Duration,
     /// Remote write endpoints, relative paths resolved against the config's folder.
     pub remote_write: Vec<crate::remote_write::config::RemoteWriteConfig>,
 }
@@ -250,6 +277,7 @@ impl CollectorSettings {
             scrape_concurrency: raw.scrape.concurrency,
             agent_cert_validity: raw.pki.agent_cert_validity.get(),
             storage: crate::tsdb::TsdbOptions::default(),
+            flush_interval: raw.maintenance.flush_interval.get(),
             remote_write: raw
                 .remote_write
                 .iter()
@@ -288,6 +316,9 @@ impl CollectorSettings {
         if self.scrape_timeout.is_zero() || self.scrape_timeout > self.scrape_interval {
             problems
                 .push("scrape.timeout must be above zero and at most scrape.interval".to_owned());
+        }
+        if self.flush_interval < std::time::Duration::from_millis(100) {
+            problems.push("maintenance.flush_interval must be at least 100ms".to_owned());
         }
         if self.scrape_concurrency == 0 {
             problems.push("scrape.concurrency must be at least 1".to_owned());
@@ -328,6 +359,18 @@ mod tests {
         assert!(s.api_tls);
         assert_eq!(s.pki.ca_key, Path::new("/srv/muster/data/pki/ca.key"));
         assert_eq!(s.scrape_interval, std::time::Duration::from_secs(10));
+        assert_eq!(s.flush_interval, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn flush_interval_is_configurable_and_bounded() {
+        let s = resolve("[maintenance]\nflush_interval = \"2s\"\n").unwrap();
+        assert_eq!(s.flush_interval, std::time::Duration::from_secs(2));
+        let err = resolve("[maintenance]\nflush_interval = \"10ms\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("maintenance.flush_interval"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! - [`tsdb`] — the time-series store: compressed chunks and series index in sled.
 //! - [`api`] — the HTTP API.
 //! - [`metrics`] — the collector's own Prometheus metrics.
+//! - [`maintain`] — the store's flushes and compactions, and probing a store that fails.
 //! - [`server`] — `muster-collector serve`, wiring the above together.
+//! - [`store_health`] — whether the store takes writes; scraping pauses while it does not.
 //! - [`commands`] — `ca init`, `token create`.
 //! - [`dev`] — `muster-collector dev`.
 
@@ -29,6 +31,7 @@ pub mod dev;
 pub mod enroll;
 pub mod federate;
 pub mod hosts;
+pub mod maintain;
 pub mod metrics;
 pub mod pki;
 pub mod query;
@@ -36,6 +39,7 @@ pub mod remote_write;
 pub mod scrape;
 pub mod series;
 pub mod server;
+pub mod store_health;
 pub mod tokens;
 pub mod tsdb;
 

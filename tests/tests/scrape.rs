@@ -1,40 +1,7 @@
 //! The scrape loop: a hung agent delays only itself, and the collector
 //! reports ready only after the first round has finished.
 
-use muster_shared::protocol::PROTOCOL_VERSION;
-use muster_shared::protocol::enroll::EnrollRequest;
-use muster_shared::tls::{Role, generate_csr};
 use muster_tests::{AgentDir, Collector, CollectorOptions, wait_for};
-
-/// Enrolls a host through the API directly, as an agent would, recording
-/// `listen_port` as its address; returns nothing else (no agent runs there).
-fn enroll_fake_host(collector: &Collector, host: &str, listen_port: u16) {
-    let token = collector.create_token(&["--enroll", "--host", host]);
-    let csr = generate_csr(&Role::Agent("x".into())).unwrap();
-    let body = serde_json::to_vec(&EnrollRequest {
-        token,
-        csr_pem: csr.csr_pem,
-        listen_port,
-        agent_version: "test".into(),
-        protocol_version: PROTOCOL_VERSION,
-    })
-    .unwrap();
-    let (status, text) = collector
-        .post("/api/v1/enroll", "application/json", body, None)
-        .unwrap();
-    assert_eq!(status, 200, "{text}");
-}
-
-fn host(collector: &Collector, id: &str) -> serde_json::Value {
-    collector
-        .hosts()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("{id} is enrolled"))
-}
 
 #[test]
 fn a_hung_agent_delays_only_itself() {
@@ -47,7 +14,7 @@ fn a_hung_agent_delays_only_itself() {
     // backlog and the TLS handshake waits until the scrape timeout.
     let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let blackhole_port = blackhole.local_addr().unwrap().port();
-    enroll_fake_host(&collector, "hung", blackhole_port);
+    collector.enroll_fake_host("hung", blackhole_port);
 
     let token = collector.create_token(&["--enroll", "--host", "web1"]);
     let agent = AgentDir::new();
@@ -55,9 +22,9 @@ fn a_hung_agent_delays_only_itself() {
     let _proc = agent.start();
 
     wait_for("web1 is up while the hung host's pull is in flight", || {
-        (host(&collector, "web1")["status"] == "up").then_some(())
+        (collector.host("web1")["status"] == "up").then_some(())
     });
-    let hung = host(&collector, "hung");
+    let hung = collector.host("hung");
     assert_eq!(hung["status"], "down");
     assert!(
         hung["last_scrape"].is_null(),
@@ -83,7 +50,7 @@ fn ready_waits_for_the_first_round() {
     // After a restart with a hung host enrolled, the first round lasts until
     // that pull times out: not ready until then.
     let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    enroll_fake_host(&collector, "hung", blackhole.local_addr().unwrap().port());
+    collector.enroll_fake_host("hung", blackhole.local_addr().unwrap().port());
     collector.restart();
     let (status, body) = collector.get("/health/ready", None).unwrap();
     assert_eq!(status, 503, "not ready during the first round: {body}");
@@ -100,7 +67,7 @@ fn ready_waits_for_the_first_round() {
             .ok()
             .filter(|(s, _)| *s == 200)
     });
-    let hung = host(&collector, "hung");
+    let hung = collector.host("hung");
     assert_eq!(hung["status"], "down");
     assert!(
         hung["last_error"].as_str().unwrap().contains("timed out"),
@@ -146,16 +113,14 @@ fn samples_flow_from_agent_to_queries_and_survive_a_restart() {
         text.contains("# TYPE node_load1 untyped\nnode_load1{host=\"web1\"} "),
         "{text}"
     );
-    let ingested = host(&collector, "web1")["samples_ingested"]
-        .as_u64()
-        .unwrap();
+    let ingested = collector.host("web1")["samples_ingested"].as_u64().unwrap();
     assert!(ingested > 0, "the host view counts stored samples");
 
     // A restart: the cursor comes back from the store, the overlap is dropped
     // as duplicates, and the count over a window has no repeated sample.
     collector.restart();
     wait_for("web1 is pulled again after the restart", || {
-        (host(&collector, "web1")["samples_ingested"].as_u64()? > 0).then_some(())
+        (collector.host("web1")["samples_ingested"].as_u64()? > 0).then_some(())
     });
     let counts = query(&collector, "count_over_time(node_load1[30s])");
     let count = counts["data"]["result"][0]["value"][1]

@@ -62,6 +62,8 @@ pub struct ApiState {
     pub agent_cert_validity: std::time::Duration,
     /// Stored series, for the query API.
     pub series: Arc<dyn crate::series::SeriesSource>,
+    /// Whether the store takes writes, for the health answers.
+    pub store_health: Arc<crate::store_health::StoreHealth>,
 }
 
 /// Builds the router; tests call it without a socket.

@@ -11,9 +11,28 @@ use serde_json::json;
 
 use super::ApiState;
 
-/// `GET /health`: 200 while the process serves; says whether it is ready.
+/// `GET /health`: 200 while the process serves; says whether it is ready and
+/// whether the store takes writes.
 pub async fn health(State(state): State<ApiState>) -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "ready": state.ready.load(Ordering::Acquire) }))
+    Json(json!({
+        "status": "ok",
+        "ready": state.ready.load(Ordering::Acquire),
+        "store": store(&state),
+    }))
+}
+
+/// `{"writable": true}`, or `{"writable": false, "error", "since"}` while the
+/// store refuses writes and scraping is paused. Queries still work meanwhile,
+/// so this does not make the collector unready.
+fn store(state: &ApiState) -> serde_json::Value {
+    match state.store_health.failure() {
+        None => json!({ "writable": true }),
+        Some(failure) => json!({
+            "writable": false,
+            "error": failure.error,
+            "since": failure.since,
+        }),
+    }
 }
 
 /// `GET /health/live`: 200 while the process serves.
@@ -22,14 +41,14 @@ pub async fn live() -> Json<serde_json::Value> {
 }
 
 /// `GET /health/ready`: 200 once the store is open and the first scrape round
-/// is done, 503 before.
+/// is done, 503 before; the body also tells whether the store takes writes.
 pub async fn ready(State(state): State<ApiState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        Json(json!({ "status": "ready" })).into_response()
+        Json(json!({ "status": "ready", "store": store(&state) })).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "starting" })),
+            Json(json!({ "status": "starting", "store": store(&state) })),
         )
             .into_response()
     }

@@ -18,6 +18,7 @@ use crate::hosts::HostRegistry;
 use crate::metrics::Metrics;
 use crate::pki::{Pki, init};
 use crate::series::SeriesSource;
+use crate::store_health::StoreHealth;
 use crate::tokens::{ApiRole, TokenStore};
 
 /// A router over a fresh state, with a viewer token. Keep `_dir` alive while it's used.
@@ -41,12 +42,14 @@ impl TestApi {
             .expect("create a viewer token")
             .expose()
             .to_owned();
+        let metrics = Metrics::new().expect("metrics");
         let state = ApiState {
             hosts: Arc::new(HostRegistry::open(&store).expect("open hosts")),
             pki: Arc::new(Pki::load(&paths).expect("load the PKI")),
             tokens: Arc::new(tokens),
             store,
-            metrics: Metrics::new().expect("metrics"),
+            store_health: Arc::new(StoreHealth::new(metrics.store.clone())),
+            metrics,
             ready: Arc::new(AtomicBool::new(true)),
             agent_cert_validity: Duration::from_secs(3600),
             series,

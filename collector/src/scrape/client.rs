@@ -171,19 +171,26 @@ impl AgentClient {
                 .header(REQUEST_ID_HEADER, request_id)
                 .send()
                 .await
-                .map_err(|e| ScrapeError::Transport(error_chain(&e)))?;
+                .map_err(|e| self.transport(&e))?;
             let status = response.status();
             if !status.is_success() {
                 return Err(ScrapeError::Status(status.as_u16()));
             }
-            response
-                .bytes()
-                .await
-                .map_err(|e| ScrapeError::Transport(error_chain(&e)))
+            response.bytes().await.map_err(|e| self.transport(&e))
         };
         tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| ScrapeError::Timeout(self.timeout))?
+    }
+
+    /// A transport error; reqwest's own timeouts (connect, whole request) are
+    /// [`ScrapeError::Timeout`] like ours, so the caller can tell them apart.
+    fn transport(&self, err: &reqwest::Error) -> ScrapeError {
+        if err.is_timeout() {
+            ScrapeError::Timeout(self.timeout)
+        } else {
+            ScrapeError::Transport(error_chain(err))
+        }
     }
 
     /// `GET /v1/samples?after=..&max=..`: the raw frame of the next batch after
@@ -291,5 +298,129 @@ mod tests {
             decode_batch(&frame),
             Err(ScrapeError::BadBatch(_))
         ));
+    }
+
+    /// A batch of a few series and rounds, like an agent's, with labels.
+    fn larger_batch(series: u32, rounds: u64) -> SampleBatch {
+        use muster_shared::protocol::samples::Label;
+        SampleBatch {
+            first_seq: 10,
+            last_seq: 9 + rounds,
+            next_after: 9 + rounds,
+            more: true,
+            gap: None,
+            series: (0..series)
+                .map(|id| SeriesDef {
+                    id,
+                    metric: format!("node_metric_{id}"),
+                    labels: vec![Label {
+                        name: "device".to_owned(),
+                        value: format!("sd{id}"),
+                    }],
+                })
+                .collect(),
+            rounds: (0..rounds)
+                .map(|n| Round {
+                    seq: 10 + n,
+                    timestamp_unix_ms: 1_700_000_000_000 + n * 1000,
+                    values: (0..series)
+                        .map(|id| SeriesValue {
+                            series: id,
+                            value: f64::from(id) * 1.5 + n as f64,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whatever `decode_batch` makes of `frame`, it does not panic, and what it
+    /// accepts keeps the protocol's rules.
+    fn decodes_safely(frame: &[u8]) -> Result<SampleBatch, ScrapeError> {
+        let decoded = decode_batch(frame);
+        if let Ok(batch) = &decoded {
+            assert_eq!(batch.validate(), Ok(()), "an accepted batch is valid");
+        }
+        decoded
+    }
+
+    /// Every prefix and every single-bit flip of real frames (compressed and
+    /// plain): a cut frame is always refused; a flipped header field is refused;
+    /// a flipped payload bit is refused or, since frames carry no checksum (TLS
+    /// guards them in transit), decodes to a batch that still keeps every rule.
+    #[test]
+    fn every_truncation_and_bit_flip_is_refused_or_valid_never_a_panic() {
+        for (batch, level) in [
+            (larger_batch(6, 4), 3),
+            (batch(), 3),
+            (larger_batch(40, 30), 19),
+        ] {
+            let frame = codec::encode_frame(&batch, PROTOCOL_VERSION, level).expect("encode");
+            assert_eq!(decodes_safely(&frame).expect("the frame decodes"), batch);
+            for cut in 0..frame.len() {
+                assert!(
+                    matches!(decodes_safely(&frame[..cut]), Err(ScrapeError::Decode(_))),
+                    "a frame cut at {cut} of {} is refused",
+                    frame.len()
+                );
+            }
+            let mut flipped = frame.clone();
+            for byte in 0..frame.len() {
+                for bit in 0..8 {
+                    flipped[byte] ^= 1 << bit;
+                    let decoded = decodes_safely(&flipped);
+                    // Magic, version (unless flipped to one we speak), flags and
+                    // lengths are all checked before anything is decoded.
+                    let version = u16::from_le_bytes([flipped[4], flipped[5]]);
+                    let checked = byte < codec::HEADER_LEN
+                        && !((4..6).contains(&byte) && is_compatible(version));
+                    if checked {
+                        assert!(
+                            decoded.is_err(),
+                            "header byte {byte} bit {bit} flipped is refused"
+                        );
+                    }
+                    flipped[byte] ^= 1 << bit;
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_are_refused_or_valid(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decodes_safely(&bytes);
+        }
+
+        #[test]
+        fn random_payloads_behind_a_valid_header_are_refused_or_valid(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            compressed in proptest::prelude::any::<bool>(),
+            decoded_len in 0u32..4096,
+        ) {
+            let header = codec::FrameHeader {
+                version: PROTOCOL_VERSION,
+                flags: if compressed { codec::FLAG_ZSTD } else { 0 },
+                payload_len: u32::try_from(payload.len()).expect("short"),
+                decoded_len: if compressed { decoded_len } else { u32::try_from(payload.len()).expect("short") },
+            };
+            let mut frame = header.to_bytes().to_vec();
+            frame.extend_from_slice(&payload);
+            let _ = decodes_safely(&frame);
+        }
+
+        #[test]
+        fn random_edits_of_a_real_frame_are_refused_or_valid(
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..8),
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let mut frame = codec::encode_frame(&larger_batch(8, 6), PROTOCOL_VERSION, 3).expect("encode");
+            for (at, value) in edits {
+                let at = at % frame.len();
+                frame[at] = value;
+            }
+            let keep = cut % (frame.len() + 1);
+            let _ = decodes_safely(&frame[..keep]);
+        }
     }
 }

@@ -16,8 +16,15 @@
 //! tsdb's *durable* cursor: after a crash the collector asks again for
 //! everything not yet in blocks, and the tsdb drops what it already holds.
 //! Gap markers (rounds the agent's buffer lost) are counted per host.
+//!
+//! A batch that does not decode or breaks the protocol's rules is refused: nothing of it is
+//! stored, the cursor stays, the host is down with the reason as its `last_error`, and the
+//! same cursor is asked again next interval. A batch the store fails to write (a full disk)
+//! pauses every host's pulls until the store writes again ([`crate::store_health`]); the
+//! agents keep buffering meanwhile.
 
 pub mod client;
+mod pull;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -31,14 +38,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::hosts::{HostRecord, HostRegistry, HostStatus};
+use crate::hosts::{HostRecord, HostRegistry};
 use crate::metrics::Metrics;
 use crate::remote_write::RemoteWrite;
-use crate::series::{Sample, SeriesSamples};
+use crate::store_health::StoreHealth;
 use crate::tsdb::Tsdb;
-use client::{AgentClient, AgentClients, ScrapeError};
+use client::{AgentClient, AgentClients};
+use pull::Outcome;
 
-/// Rounds asked for per request.
+/// Rounds asked for per request at most.
 const ROUNDS_PER_PULL: u32 = 500;
 /// Requests per host per interval at most while catching up, so one host's
 /// backlog holds its permit for a bounded time.
@@ -65,12 +73,13 @@ pub struct Scraper {
     permits: Arc<Semaphore>,
     tsdb: Arc<Tsdb>,
     remote: Option<Arc<RemoteWrite>>,
+    store_health: Arc<StoreHealth>,
     /// Hosts enrolled at the last listing, for the down gauge.
     known: AtomicUsize,
 }
 
 impl Scraper {
-    /// A scraper over `hosts`.
+    /// A scraper over `hosts`, storing into `tsdb` while `store_health` says it writes.
     pub fn new(
         hosts: Arc<HostRegistry>,
         clients: AgentClients,
@@ -78,10 +87,12 @@ impl Scraper {
         options: ScrapeOptions,
         tsdb: Arc<Tsdb>,
         remote: Option<Arc<RemoteWrite>>,
+        store_health: Arc<StoreHealth>,
     ) -> Self {
         Self {
             tsdb,
             remote,
+            store_health,
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             known: AtomicUsize::new(0),
             hosts,
@@ -162,6 +173,11 @@ impl Scraper {
             if !keep {
                 tracing::info!(host = %id, "host left or moved; stopping its scrape task");
                 cancel.cancel();
+                // Absent if it was never scraped.
+                let _ = self
+                    .metrics
+                    .host_scrape_duration
+                    .remove_label_values(&[id.as_str()]);
             }
             keep
         });
@@ -197,6 +213,8 @@ impl Scraper {
         let offset = stable_offset(&host.id, self.options.interval);
         let mut next = Instant::now();
         let mut previous: Option<Result<(), String>> = None;
+        // Rounds asked per request; fewer after a timeout (see `pull`).
+        let mut rounds = ROUNDS_PER_PULL;
         loop {
             tokio::select! {
                 biased;
@@ -204,19 +222,21 @@ impl Scraper {
                 () = tokio::time::sleep_until(next) => {}
             }
             let outcome = match &client {
-                Some(c) => self.scrape_once(&host, c, &cancel).await,
+                Some(c) => self.scrape_once(&host, c, &mut rounds, &cancel).await,
                 None => match self.clients.client_for(&host.id, self.options.timeout) {
                     Ok(c) => {
-                        let outcome = self.scrape_once(&host, &c, &cancel).await;
+                        let outcome = self.scrape_once(&host, &c, &mut rounds, &cancel).await;
                         client = Some(c);
                         outcome
                     }
-                    Err(err) => Some(Err(err.to_string())),
+                    Err(err) => Some(Outcome::Pulled(Err(err.to_string()))),
                 },
             };
             let Some(outcome) = outcome else { return };
-            self.record(&host, &outcome, previous.as_ref());
-            previous = Some(outcome);
+            if let Outcome::Pulled(result) = outcome {
+                self.record(&host, &result, previous.as_ref());
+                previous = Some(result);
+            }
             if let Some(first) = first.take() {
                 let _ = first.send(());
                 // After the first pull, fall into this host's slot.
@@ -229,130 +249,6 @@ impl Scraper {
                 }
             }
         }
-    }
-
-    /// One pull; `None` when cancelled while waiting for a permit.
-    async fn scrape_once(
-        &self,
-        host: &HostRecord,
-        client: &AgentClient,
-        cancel: &CancellationToken,
-    ) -> Option<Result<(), String>> {
-        let _permit = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return None,
-            permit = self.permits.clone().acquire_owned() => permit.ok()?,
-        };
-        let started = Instant::now();
-        let mut status = self.hosts.status(&host.id);
-        let result = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return None,
-            result = self.pull(host, client, &mut status) => result,
-        };
-        self.metrics
-            .scrape_duration
-            .observe(started.elapsed().as_secs_f64());
-        status.last_scrape_unix_ms = Some(crate::unix_ms());
-        let outcome = match result {
-            Ok(()) => {
-                status.up = true;
-                status.last_error = None;
-                Ok(())
-            }
-            Err(err) => {
-                status.up = false;
-                status.last_error = Some(err.clone());
-                Err(err)
-            }
-        };
-        self.hosts.set_status(&host.id, status);
-        self.update_gauges();
-        Some(outcome)
-    }
-
-    /// `/v1/info` when the host was not up, then sample batches until the
-    /// agent has no more (or [`PULLS_PER_TICK`]). Each batch is stored before
-    /// the next is asked for; `status` carries the cursor and counters.
-    async fn pull(
-        &self,
-        host: &HostRecord,
-        client: &AgentClient,
-        status: &mut HostStatus,
-    ) -> Result<(), String> {
-        if !status.up || status.agent_version.is_none() {
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let info = client
-                .info(host.address, &request_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            status.agent_version = Some(info.agent_version);
-        }
-        if status.cursor == 0 {
-            status.cursor = self.tsdb.durable_cursor(&host.id);
-        }
-        let mut reset = false;
-        for _ in 0..PULLS_PER_TICK {
-            // The request id is also in the agent's log line for this call.
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let frame = match client
-                .samples_frame(host.address, &request_id, status.cursor, ROUNDS_PER_PULL)
-                .await
-            {
-                Ok(frame) => frame,
-                Err(ScrapeError::CursorAhead { after }) if !reset => {
-                    tracing::warn!(host = %host.id, cursor = after,
-                        "the agent does not know our cursor (its buffer was reset); asking from the start");
-                    reset = true;
-                    status.cursor = 0;
-                    continue;
-                }
-                Err(err) => return Err(err.to_string()),
-            };
-            let tsdb = self.tsdb.clone();
-            let remote = self.remote.clone();
-            let id = host.id.clone();
-            let stored = tokio::task::spawn_blocking(move || -> Result<_, String> {
-                let batch = client::decode_batch(&frame).map_err(|e| e.to_string())?;
-                let stats = tsdb.ingest(&id, &batch).map_err(|e| e.to_string())?;
-                if let Some(remote) = remote {
-                    remote.enqueue(&to_series(&id, &batch));
-                }
-                Ok((batch.next_after, batch.more, batch.gap, stats))
-            })
-            .await
-            .map_err(|e| format!("ingest task failed: {e}"))?;
-            let (next_after, more, gap, stats) = match stored {
-                Ok(stored) => stored,
-                Err(err) => {
-                    // Refused or not stored: the cursor stays, nothing was written.
-                    tracing::warn!(host = %host.id, request_id = %request_id, error = %err, "batch refused");
-                    self.metrics.batches_refused.inc();
-                    return Err(err);
-                }
-            };
-            if let Some(gap) = gap {
-                let lost = gap.last_missing.saturating_sub(gap.first_missing) + 1;
-                status.gap_rounds += lost;
-                status.last_gap = Some(format!(
-                    "seq {}..={} at {}",
-                    gap.first_missing,
-                    gap.last_missing,
-                    crate::hosts::rfc3339(crate::unix_ms())
-                ));
-                self.metrics.gap_rounds.inc_by(lost);
-                tracing::warn!(host = %host.id, first = gap.first_missing, last = gap.last_missing,
-                    "the agent dropped rounds before they were pulled");
-            }
-            status.cursor = next_after;
-            status.samples_ingested += stats.appended;
-            self.metrics.samples_ingested.inc_by(stats.appended);
-            self.metrics.samples_duplicate.inc_by(stats.duplicates);
-            if !more {
-                break;
-            }
-        }
-        Ok(())
     }
 
     fn update_gauges(&self) {
@@ -410,40 +306,6 @@ fn stable_offset(host: &str, interval: Duration) -> Duration {
         .unwrap_or(u64::MAX)
         .max(1);
     Duration::from_nanos(hasher.finish() % nanos)
-}
-
-/// A batch as series with the `host` label, for remote write.
-fn to_series(
-    host: &str,
-    batch: &muster_shared::protocol::samples::SampleBatch,
-) -> Vec<SeriesSamples> {
-    let mut series: Vec<SeriesSamples> = batch
-        .series
-        .iter()
-        .map(|def| SeriesSamples {
-            labels: crate::tsdb::stored_labels(host, def),
-            samples: Vec::new(),
-        })
-        .collect();
-    let index: HashMap<u32, usize> = batch
-        .series
-        .iter()
-        .enumerate()
-        .map(|(i, def)| (def.id, i))
-        .collect();
-    for round in &batch.rounds {
-        let timestamp_ms = i64::try_from(round.timestamp_unix_ms).unwrap_or(i64::MAX);
-        for value in &round.values {
-            if let Some(&i) = index.get(&value.series) {
-                series[i].samples.push(Sample {
-                    timestamp_ms,
-                    value: value.value,
-                });
-            }
-        }
-    }
-    series.retain(|s| !s.samples.is_empty());
-    series
 }
 
 fn gauge(n: usize) -> i64 {
