@@ -519,6 +519,21 @@ impl Collector {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// A new agent folder with `config` appended to its config, enrolled here as
+    /// `host` (not started).
+    pub fn enroll_agent(&self, host: &str, config: &str) -> AgentDir {
+        let token = self.create_token(&["--enroll", "--host", host]);
+        let agent = AgentDir::new();
+        agent.append_config(config);
+        let out = agent.enroll(&self.url, &token);
+        assert!(
+            out.status.success(),
+            "enroll {host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        agent
+    }
+
     /// The hosts list as JSON.
     pub fn hosts(&self) -> serde_json::Value {
         let (status, body) = self.get("/api/v1/hosts", Some(&self.admin_token)).unwrap();

@@ -118,6 +118,9 @@ impl AgentReader {
     }
 }
 
+/// The series the collector writes itself for each host at each pull, as a regex.
+pub const COLLECTOR_SERIES: &str = "up|scrape_duration_seconds|scrape_samples_scraped";
+
 /// Everything the collector stores for `host` with a timestamp in `[from_ms, to_ms]`.
 pub fn collector_timelines(
     collector: &Collector,
@@ -127,7 +130,11 @@ pub fn collector_timelines(
 ) -> Timelines {
     // A range selector covers (time - range, time].
     let range = to_ms - from_ms + 1;
-    let answer = collector.query(&format!("{{host=\"{host}\"}}[{range}ms]"), Some(to_ms));
+    // The agent's series only: not the ones the collector writes about each pull.
+    let answer = collector.query(
+        &format!("{{host=\"{host}\",__name__!~\"{COLLECTOR_SERIES}\"}}[{range}ms]"),
+        Some(to_ms),
+    );
     let mut timelines = Timelines::new();
     for series in answer["data"]["result"].as_array().unwrap() {
         let labels = series["metric"].as_object().unwrap();

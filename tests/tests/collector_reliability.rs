@@ -44,16 +44,9 @@ fn start_collector(storage: &str, data_dir: Option<PathBuf>) -> Collector {
 /// comparisons of every sample quick; containers and processes would add
 /// thousands.
 fn start_agent(collector: &Collector, host: &str) -> (AgentDir, Proc) {
-    let token = collector.create_token(&["--enroll", "--host", host]);
-    let agent = AgentDir::new();
-    agent.append_config(
+    let agent = collector.enroll_agent(
+        host,
         "[sample]\ninterval = \"1s\"\ntimeout = \"1s\"\nsamplers = [\"cpu\", \"stat\", \"loadavg\", \"meminfo\", \"filefd\", \"time\", \"uname\"]\n",
-    );
-    let out = agent.enroll(&collector.url, &token);
-    assert!(
-        out.status.success(),
-        "enroll: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let proc = agent.start();
     (agent, proc)
@@ -212,9 +205,12 @@ fn a_bad_batch_is_refused_changes_nothing_and_the_host_recovers() {
         let host = collector.host("fake1");
         (host["status"] == "up" && host["cursor"] == 5).then_some(())
     });
-    wait_for("the store counts fake1's one series", || {
-        (collector.metric("muster_collector_tsdb_series") == Some(1.0)).then_some(())
-    });
+    // fake1's one series, and the collector's `up`, `scrape_duration_seconds` and
+    // `scrape_samples_scraped` for it.
+    wait_for(
+        "the store counts fake1's one series and the pull's three",
+        || (collector.metric("muster_collector_tsdb_series") == Some(4.0)).then_some(()),
+    );
 
     for (answer, expected) in [
         (Answer::Truncated, "frame truncated"),
@@ -243,6 +239,11 @@ fn a_bad_batch_is_refused_changes_nothing_and_the_host_recovers() {
             "{answer:?}: last_error names the refusal ({expected}): {host}"
         );
         assert_eq!(host["cursor"], held, "{answer:?}: the cursor stays: {host}");
+        assert_eq!(
+            up(&collector, "fake1"),
+            "0",
+            "{answer:?}: the refused pull is stored as up == 0"
+        );
         let asked = fake.cursors_asked();
         assert!(
             asked[asked_before..].iter().all(|after| *after == held),
@@ -285,13 +286,14 @@ fn a_bad_batch_is_refused_changes_nothing_and_the_host_recovers() {
             fake.timestamps(),
             "{answer:?}: the good rounds are stored once the agent answers correctly"
         );
+        assert_eq!(up(&collector, "fake1"), "1", "{answer:?}: up again");
     }
     wait_for("a flush after the last refusal", || {
         (collector.metric("muster_collector_tsdb_head_samples")? >= 17.0).then_some(())
     });
     assert_eq!(
         collector.metric("muster_collector_tsdb_series"),
-        Some(1.0),
+        Some(4.0),
         "no refused batch added a series to the index"
     );
 }
@@ -321,6 +323,15 @@ fn a_host_too_slow_for_large_batches_still_catches_up() {
 }
 
 /// The timestamps stored of a fake agent's good series.
+/// The latest `up` of `host`, as the query API gives it.
+fn up(collector: &Collector, host: &str) -> String {
+    let answer = collector.query(&format!("up{{host=\"{host}\"}}"), None);
+    answer["data"]["result"][0]["value"][1]
+        .as_str()
+        .unwrap_or_else(|| panic!("up of {host}: {answer}"))
+        .to_owned()
+}
+
 fn good_timestamps(collector: &Collector, host: &str) -> Vec<i64> {
     let answer = collector.query(&format!("{GOOD_METRIC}{{host=\"{host}\"}}[1h]"), None);
     answer["data"]["result"]

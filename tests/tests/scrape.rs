@@ -85,10 +85,7 @@ fn samples_flow_from_agent_to_queries_and_survive_a_restart() {
         tls: true,
         scrape_interval: "1s",
     });
-    let token = collector.create_token(&["--enroll", "--host", "web1"]);
-    let agent = AgentDir::new();
-    agent.append_config("[sample]\ninterval = \"1s\"\ntimeout = \"1s\"\n");
-    assert!(agent.enroll(&collector.url, &token).status.success());
+    let agent = collector.enroll_agent("web1", "[sample]\ninterval = \"1s\"\ntimeout = \"1s\"\n");
     let _proc = agent.start();
     let admin = collector.admin_token.clone();
 

@@ -91,7 +91,9 @@ impl Scraper {
         };
         let _in_flight = GaugeGuard::hold(&self.metrics.scrapes_in_flight);
         let started = Instant::now();
+        let started_ms = crate::unix_ms();
         let mut status = self.hosts.status(&host.id);
+        let ingested_before = status.samples_ingested;
         let result = tokio::select! {
             biased;
             () = cancel.cancelled() => return None,
@@ -121,9 +123,50 @@ impl Scraper {
                 Outcome::Paused
             }
         };
+        if let Outcome::Pulled(pulled) = &outcome {
+            let up = if pulled.is_ok() { 1.0 } else { 0.0 };
+            let scraped = status.samples_ingested.saturating_sub(ingested_before);
+            self.append_scrape_series(&host.id, started_ms, up, seconds, scraped)
+                .await;
+        }
         self.hosts.set_status(&host.id, status);
         self.update_gauges();
         Some(outcome)
+    }
+
+    /// Stores `up`, `scrape_duration_seconds` and `scrape_samples_scraped` for `host`
+    /// at the pull's start, as Prometheus does for each of its targets, so alerts and
+    /// dashboards written for Prometheus's `up` work here.
+    async fn append_scrape_series(
+        &self,
+        host: &str,
+        started_ms: u64,
+        up: f64,
+        seconds: f64,
+        scraped: u64,
+    ) {
+        let tsdb = self.tsdb.clone();
+        let id = host.to_owned();
+        let timestamp_ms = i64::try_from(started_ms).unwrap_or(i64::MAX);
+        let stored = tokio::task::spawn_blocking(move || {
+            tsdb.append_local(
+                &id,
+                timestamp_ms,
+                &[
+                    ("up", up),
+                    ("scrape_duration_seconds", seconds),
+                    ("scrape_samples_scraped", scraped as f64),
+                ],
+            )
+        })
+        .await;
+        match stored {
+            Ok(Ok(_)) => {}
+            // A store that cannot write is reported by its health check; this is one
+            // more symptom of it.
+            Ok(Err(err)) => tracing::debug!(host, error = %err, "cannot store the up series"),
+            Err(err) => tracing::warn!(host, error = %err, "up series task failed"),
+        }
     }
 
     /// Shows why `host` is not pulled; its up/down state stays that of its last pull.

@@ -218,6 +218,64 @@ impl Tsdb {
         Ok(stats)
     }
 
+    /// Stores series the collector itself writes about `host` at `timestamp_ms`: `up`,
+    /// the pull's duration and size, as Prometheus writes them for each target. Each
+    /// name in `values` becomes `{__name__="<name>", host="<host>"}`. No round, and so no
+    /// cursor, is involved: these samples exist only here, and a crash loses those still
+    /// in the head (the agents' buffers cannot give them back).
+    ///
+    /// # Errors
+    /// [`TsdbError::Refused`] or [`TsdbError::InvalidBatch`] for an empty host or name;
+    /// [`TsdbError::IndexWrite`] and [`TsdbError::ReadSegment`] when the store fails.
+    pub fn append_local(
+        &self,
+        host: &str,
+        timestamp_ms: i64,
+        values: &[(&str, f64)],
+    ) -> Result<IngestStats, TsdbError> {
+        let batch = SampleBatch {
+            first_seq: 0,
+            last_seq: 0,
+            next_after: 0,
+            more: false,
+            gap: None,
+            series: values
+                .iter()
+                .zip(0u32..)
+                .map(|(&(metric, _), id)| SeriesDef {
+                    id,
+                    metric: metric.to_owned(),
+                    labels: Vec::new(),
+                })
+                .collect(),
+            rounds: Vec::new(),
+        };
+        check(host, &batch)?;
+        let state = self.host_state(host);
+        let mut guard = lock(&state.ingest);
+        let ing = &mut *guard;
+        let mut stats = IngestStats::default();
+        self.resolve(host, &state, ing, &batch, &mut stats)?;
+        let mut shard = self.head.lock(state.shard);
+        let floor = self.floors.sealed_before.load(Ordering::Acquire);
+        for (&(_, value), id) in values.iter().zip(0u32..) {
+            let Some(r) = ing.lookup(id) else {
+                stats.over_limit += 1;
+                continue;
+            };
+            let window = self.options.window_ms;
+            let tolerance = self.options.tolerance_ms;
+            match shard.append(r.slot, timestamp_ms, value, window, tolerance, floor) {
+                Append::Added => stats.appended += 1,
+                Append::Duplicate => stats.duplicates += 1,
+                Append::TooOld => stats.too_old += 1,
+            }
+        }
+        drop(shard);
+        self.counters.add_ingest(&stats);
+        Ok(stats)
+    }
+
     /// Fills `ing`'s def map for `batch`, resolving cache misses through the index.
     fn resolve(
         &self,

@@ -176,3 +176,59 @@ fn hosts_ingest_concurrently() {
         assert_same(stored(&tsdb, &host_is(&host)), agent.expected(&host, 50));
     }
 }
+
+#[test]
+fn local_series_sit_beside_the_hosts_own_without_moving_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsdb = open(dir.path(), options());
+    let agent = FakeAgent::new(1, 5, 20);
+    agent.send(&tsdb, "web1", 0, 20);
+    let (t1, t2) = (agent.ts_of(3), agent.ts_of(4));
+    let stats = tsdb
+        .append_local(
+            "web1",
+            t1,
+            &[("up", 1.0), ("scrape_duration_seconds", 0.25)],
+        )
+        .unwrap();
+    assert_eq!((stats.appended, stats.new_series), (2, 2));
+    let stats = tsdb.append_local("web1", t2, &[("up", 0.0)]).unwrap();
+    assert_eq!((stats.appended, stats.new_series), (1, 0));
+    // The same timestamp again is a duplicate, not a second sample.
+    assert_eq!(
+        tsdb.append_local("web1", t2, &[("up", 0.0)])
+            .unwrap()
+            .duplicates,
+        1
+    );
+    assert!(tsdb.append_local("", t2, &[("up", 1.0)]).is_err());
+    assert!(tsdb.append_local("web1", t2, &[("", 1.0)]).is_err());
+
+    let up = Matcher::new(MatchOp::Equal, "__name__", "up");
+    let mut matchers = host_is("web1");
+    matchers.push(up);
+    let series = tsdb.select(&matchers, i64::MIN, i64::MAX, 10).unwrap();
+    assert_eq!(series.len(), 1);
+    assert_eq!(
+        series[0].labels,
+        Labels::from_pairs([("__name__", "up"), ("host", "web1")])
+    );
+    let values: Vec<(i64, f64)> = series[0]
+        .samples
+        .iter()
+        .map(|s| (s.timestamp_ms, s.value))
+        .collect();
+    assert_eq!(values, [(t1, 1.0), (t2, 0.0)]);
+
+    // They survive a flush with the host's own series, and the cursor is the agent's.
+    tsdb.flush_all().unwrap();
+    assert_eq!(tsdb.durable_cursor("web1"), 20);
+    drop(tsdb);
+    let tsdb = open(dir.path(), options());
+    assert_eq!(
+        tsdb.select(&matchers, i64::MIN, i64::MAX, 10).unwrap()[0]
+            .samples
+            .len(),
+        2
+    );
+}
