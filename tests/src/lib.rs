@@ -14,6 +14,7 @@
 )]
 
 pub mod docker;
+pub mod loadgen;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
