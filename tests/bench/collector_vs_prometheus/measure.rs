@@ -323,7 +323,8 @@ pub fn observe(
                 .push((elapsed.as_secs(), status_bytes(pid, "VmRSS")));
             next_rss += Duration::from_secs(30);
         }
-        if !warm && elapsed >= warm_up && warm_up_done() {
+        // Asked on every pass, so a caller timing its readiness sees it when it happens.
+        if !warm && warm_up_done() && elapsed >= warm_up {
             window.cpu_start = cpu(pid).unwrap_or(0.0);
             window.samples_start = samples()?;
             steady_from = Instant::now();
