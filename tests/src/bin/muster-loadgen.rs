@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use muster_shared::serve::{ServeOptions, serve};
 use muster_shared::tls::{Identity, PeerPolicy, server_config};
@@ -151,7 +151,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 enrolled.len(),
                 started.elapsed().as_secs_f64()
             );
-            for (listener, identity) in listeners.into_iter().zip(enrolled) {
+            let mut listeners: Vec<Option<TcpListener>> = listeners.into_iter().map(Some).collect();
+            for identity in enrolled {
+                let Some(listener) = listeners.get_mut(identity.index).and_then(Option::take)
+                else {
+                    bail!(
+                        "enrollment answered for an unknown host index {}",
+                        identity.index
+                    );
+                };
                 let tls = server_config(
                     &identity.ca_pem,
                     Identity::from_pem(&identity.cert_pem, &identity.key_pem)
