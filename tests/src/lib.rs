@@ -17,6 +17,7 @@ pub mod docker;
 pub mod fake_agent;
 pub mod timeline;
 pub mod tmpfs;
+pub mod loadgen;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
