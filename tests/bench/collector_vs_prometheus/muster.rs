@@ -150,10 +150,19 @@ pub fn run(settings: &Settings) -> anyhow::Result<Figures> {
         "muster: SIGTERM to exit (final flush of the head) took {:.1} s",
         stopped_in.as_secs_f64()
     ));
-    let disk = dir_size(&dir.path().join("data/store"))?;
+    // sled (index, postings, cursors) and the segment files (chunks).
+    let (store, tsdb) = (dir.path().join("data/store"), dir.path().join("data/tsdb"));
+    let (sled_bytes, segment_bytes) = (dir_size(&store)?, dir_size(&tsdb)?);
+    let disk = (
+        sled_bytes.0 + segment_bytes.0,
+        sled_bytes.1 + segment_bytes.1,
+    );
     notes.push(format!(
-        "muster: store files: {}",
-        largest_files(&dir.path().join("data/store"), 6)
+        "muster: store {} bytes ({}), segments {} bytes ({})",
+        sled_bytes.0,
+        largest_files(&store, 4),
+        segment_bytes.0,
+        largest_files(&tsdb, 4)
     ));
     notes.extend(log_problems(&proc.log()));
     notes.push(format!("muster: {}", loadgen.stop()));
@@ -162,8 +171,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<Figures> {
         hwm_incl_flush,
         disk,
         disk_samples: samples,
-        disk_method: "data/store after SIGTERM (the collector writes its whole head at shutdown)"
-            .to_owned(),
+        disk_method:
+            "data/store (sled) + data/tsdb (segments) after SIGTERM (the collector writes its whole head at shutdown)"
+                .to_owned(),
         query,
         notes,
     })
