@@ -153,15 +153,13 @@ async fn create_through_api(
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .no_proxy();
-    let scheme = if settings.api_tls {
-        let ca_pem = std::fs::read_to_string(&settings.pki.ca_cert)
-            .with_context(|| format!("cannot read {}", settings.pki.ca_cert.display()))?;
-        let config = client_config(&ca_pem, None, PeerPolicy::Collector)?;
-        builder = builder.tls_backend_preconfigured((*config).clone());
-        "https"
-    } else {
-        "http"
-    };
+    // Preconfigured even for plain HTTP: reqwest's rustls backend brings no crypto
+    // provider of its own, and building a client without one panics.
+    let ca_pem = std::fs::read_to_string(&settings.pki.ca_cert)
+        .with_context(|| format!("cannot read {}", settings.pki.ca_cert.display()))?;
+    let config = client_config(&ca_pem, None, PeerPolicy::Collector)?;
+    builder = builder.tls_backend_preconfigured((*config).clone());
+    let scheme = if settings.api_tls { "https" } else { "http" };
     let client = builder.build().context("cannot build the HTTP client")?;
     let (path, body) = match &request {
         TokenRequest::Api { role, name } => (

@@ -60,6 +60,22 @@ fn missing_or_wrong_token_is_401_and_low_role_is_403() {
     assert_eq!(collector.get("/api/v1/hosts", Some(token)).unwrap().0, 200);
 }
 
+/// `token create` against a running collector goes through its API, also when the
+/// API is plain HTTP (it used to panic building the client: no crypto provider).
+#[test]
+fn token_create_works_through_a_plain_http_api() {
+    let collector = Collector::start(CollectorOptions {
+        tls: false,
+        scrape_interval: "1s",
+    });
+    assert!(collector.url.starts_with("http://"), "{}", collector.url);
+    let viewer = collector.create_token(&["--role", "viewer", "--name", "plain"]);
+    let (status, body) = collector.get("/api/v1/hosts", Some(&viewer)).unwrap();
+    assert_eq!(status, 200, "the new token works: {body}");
+    let enroll = collector.create_token(&["--enroll", "--host", "web9"]);
+    assert!(!enroll.is_empty());
+}
+
 #[test]
 fn public_endpoints_answer_without_a_token() {
     let collector = Collector::start(CollectorOptions::default());
