@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use muster_shared::codec::{self, CodecError, Limits};
+use muster_shared::codec::{self, CodecError, FramePayload, Limits};
 use muster_shared::protocol::info::AgentInfo;
 use muster_shared::protocol::samples::SampleBatch;
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION, is_compatible};
@@ -214,14 +214,24 @@ impl AgentClient {
     }
 }
 
-/// Decodes and checks a batch frame from an agent: size limits before
-/// decompressing and decoding, then the batch's invariants.
+/// Checks a batch frame from an agent against the size limits and decompresses it;
+/// [`decode_batch`] then reads the batch from the payload.
+///
+/// # Errors
+/// [`ScrapeError::Decode`].
+pub fn open_batch(frame: &[u8]) -> Result<FramePayload<'_>, ScrapeError> {
+    Ok(codec::open_frame(frame, &Limits::DEFAULT, is_compatible)?)
+}
+
+/// Decodes the batch in `payload`, its strings borrowed from it (no allocation per
+/// label: a batch carries its whole series dictionary), and checks its invariants.
 ///
 /// # Errors
 /// [`ScrapeError::Decode`] or [`ScrapeError::BadBatch`].
-pub fn decode_batch(frame: &[u8]) -> Result<SampleBatch, ScrapeError> {
-    let (_, batch): (u16, SampleBatch) =
-        codec::decode_frame(frame, &Limits::DEFAULT, is_compatible)?;
+pub fn decode_batch<'a>(
+    payload: &'a FramePayload<'_>,
+) -> Result<SampleBatch<&'a str>, ScrapeError> {
+    let batch: SampleBatch<&str> = payload.decode()?;
     batch
         .validate()
         .map_err(|e| ScrapeError::BadBatch(e.to_string()))?;
@@ -249,6 +259,12 @@ mod tests {
     use super::*;
     use muster_shared::protocol::samples::{Round, SeriesDef, SeriesValue};
 
+    /// Opens and decodes `frame` as the scrape loop does; the batch owned.
+    fn decode(frame: &[u8]) -> Result<SampleBatch, ScrapeError> {
+        let payload = open_batch(frame)?;
+        decode_batch(&payload).map(|b| b.to_owned_batch())
+    }
+
     fn batch() -> SampleBatch {
         SampleBatch {
             first_seq: 1,
@@ -275,29 +291,26 @@ mod tests {
     #[test]
     fn decodes_a_valid_batch() {
         let frame = codec::encode_frame(&batch(), PROTOCOL_VERSION, 3).expect("encode");
-        assert_eq!(decode_batch(&frame).expect("decode"), batch());
+        assert_eq!(decode(&frame).expect("decode"), batch());
     }
 
     #[test]
     fn refuses_garbage_truncation_and_broken_invariants() {
         assert!(matches!(
-            decode_batch(b"not a frame at all"),
+            decode(b"not a frame at all"),
             Err(ScrapeError::Decode(_))
         ));
         let frame = codec::encode_frame(&batch(), PROTOCOL_VERSION, 3).expect("encode");
         for cut in [1, 8, 16, frame.len() - 1] {
             assert!(
-                matches!(decode_batch(&frame[..cut]), Err(ScrapeError::Decode(_))),
+                matches!(decode(&frame[..cut]), Err(ScrapeError::Decode(_))),
                 "cut at {cut}"
             );
         }
         let mut broken = batch();
         broken.rounds[0].values[0].series = 7; // no such series in the dictionary
         let frame = codec::encode_frame(&broken, PROTOCOL_VERSION, 3).expect("encode");
-        assert!(matches!(
-            decode_batch(&frame),
-            Err(ScrapeError::BadBatch(_))
-        ));
+        assert!(matches!(decode(&frame), Err(ScrapeError::BadBatch(_))));
     }
 
     /// A batch of a few series and rounds, like an agent's, with labels.
@@ -337,7 +350,7 @@ mod tests {
     /// Whatever `decode_batch` makes of `frame`, it does not panic, and what it
     /// accepts keeps the protocol's rules.
     fn decodes_safely(frame: &[u8]) -> Result<SampleBatch, ScrapeError> {
-        let decoded = decode_batch(frame);
+        let decoded = decode(frame);
         if let Ok(batch) = &decoded {
             assert_eq!(batch.validate(), Ok(()), "an accepted batch is valid");
         }

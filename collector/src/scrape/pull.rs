@@ -245,8 +245,9 @@ impl Scraper {
             let remote = self.remote.clone();
             let id = host.id.clone();
             let stored = tokio::task::spawn_blocking(move || -> Result<_, BatchFailure> {
-                let batch = client::decode_batch(&frame)
-                    .map_err(|e| BatchFailure::Refused(client::error_chain(&e)))?;
+                let refused = |e: ScrapeError| BatchFailure::Refused(client::error_chain(&e));
+                let payload = client::open_batch(&frame).map_err(refused)?;
+                let batch = client::decode_batch(&payload).map_err(refused)?;
                 let stats = tsdb
                     .ingest(&id, &batch)
                     .map_err(|e| BatchFailure::from_tsdb(&e))?;
@@ -308,9 +309,9 @@ impl Scraper {
 }
 
 /// A batch as series with the `host` label, for remote write.
-fn to_series(
+fn to_series<S: AsRef<str>>(
     host: &str,
-    batch: &muster_shared::protocol::samples::SampleBatch,
+    batch: &muster_shared::protocol::samples::SampleBatch<S>,
 ) -> Vec<SeriesSamples> {
     let mut series: Vec<SeriesSamples> = batch
         .series

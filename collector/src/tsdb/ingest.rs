@@ -93,15 +93,15 @@ impl HostState {
 pub(super) struct CacheSeeds(DefaultHashBuilder, DefaultHashBuilder);
 
 impl CacheSeeds {
-    fn key(&self, def: &SeriesDef) -> u128 {
+    fn key<S: AsRef<str>>(&self, def: &SeriesDef<S>) -> u128 {
         let feed = |builder: &DefaultHashBuilder| {
             let mut h = builder.build_hasher();
-            h.write(def.metric.as_bytes());
+            h.write(def.metric.as_ref().as_bytes());
             h.write_u8(0xff);
-            for label in def.labels.iter().filter(|l| l.name != HOST_LABEL) {
-                h.write(label.name.as_bytes());
+            for label in def.labels.iter().filter(|l| l.name.as_ref() != HOST_LABEL) {
+                h.write(label.name.as_ref().as_bytes());
                 h.write_u8(0xfe);
-                h.write(label.value.as_bytes());
+                h.write(label.value.as_ref().as_bytes());
                 h.write_u8(0xff);
             }
             h.finish()
@@ -111,7 +111,7 @@ impl CacheSeeds {
 }
 
 /// Refuses what validation does not cover and the store cannot hold.
-fn check(host: &str, batch: &SampleBatch) -> Result<(), TsdbError> {
+fn check<S: AsRef<str>>(host: &str, batch: &SampleBatch<S>) -> Result<(), TsdbError> {
     let refuse = |reason: String| TsdbError::Refused {
         host: host.to_owned(),
         reason,
@@ -124,7 +124,7 @@ fn check(host: &str, batch: &SampleBatch) -> Result<(), TsdbError> {
         source,
     })?;
     for def in &batch.series {
-        if def.metric.is_empty() {
+        if def.metric.as_ref().is_empty() {
             return Err(refuse(format!("series id {} has no metric name", def.id)));
         }
         if def.labels.len() > MAX_LABELS {
@@ -134,7 +134,7 @@ fn check(host: &str, batch: &SampleBatch) -> Result<(), TsdbError> {
                 def.labels.len()
             )));
         }
-        if def.labels.iter().any(|l| l.name.is_empty()) {
+        if def.labels.iter().any(|l| l.name.as_ref().is_empty()) {
             return Err(refuse(format!(
                 "series id {} has an empty label name",
                 def.id
@@ -155,12 +155,12 @@ fn check(host: &str, batch: &SampleBatch) -> Result<(), TsdbError> {
 }
 
 /// The labels stored for `def` from `host`: its labels, `__name__` and our `host`.
-pub fn stored_labels(host: &str, def: &SeriesDef) -> Labels {
+pub fn stored_labels<S: AsRef<str>>(host: &str, def: &SeriesDef<S>) -> Labels {
     Labels::from_pairs(
         def.labels
             .iter()
-            .map(|l| (l.name.as_str(), l.value.as_str()))
-            .chain([(METRIC_NAME, def.metric.as_str()), (HOST_LABEL, host)]),
+            .map(|l| (l.name.as_ref(), l.value.as_ref()))
+            .chain([(METRIC_NAME, def.metric.as_ref()), (HOST_LABEL, host)]),
     )
 }
 
@@ -179,7 +179,11 @@ impl Tsdb {
     /// [`TsdbError::InvalidBatch`] and [`TsdbError::Refused`] for a batch that will never
     /// be stored; [`TsdbError::IndexWrite`] and [`TsdbError::ReadSegment`] when the store
     /// fails (nothing of the batch was appended; retry it).
-    pub fn ingest(&self, host: &str, batch: &SampleBatch) -> Result<IngestStats, TsdbError> {
+    pub fn ingest<S: AsRef<str>>(
+        &self,
+        host: &str,
+        batch: &SampleBatch<S>,
+    ) -> Result<IngestStats, TsdbError> {
         check(host, batch)?;
         let state = self.host_state(host);
         let mut guard = lock(&state.ingest);
@@ -233,7 +237,7 @@ impl Tsdb {
         timestamp_ms: i64,
         values: &[(&str, f64)],
     ) -> Result<IngestStats, TsdbError> {
-        let batch = SampleBatch {
+        let batch: SampleBatch<&str> = SampleBatch {
             first_seq: 0,
             last_seq: 0,
             next_after: 0,
@@ -244,7 +248,7 @@ impl Tsdb {
                 .zip(0u32..)
                 .map(|(&(metric, _), id)| SeriesDef {
                     id,
-                    metric: metric.to_owned(),
+                    metric,
                     labels: Vec::new(),
                 })
                 .collect(),
@@ -277,12 +281,12 @@ impl Tsdb {
     }
 
     /// Fills `ing`'s def map for `batch`, resolving cache misses through the index.
-    fn resolve(
+    fn resolve<S: AsRef<str>>(
         &self,
         host: &str,
         state: &HostState,
         ing: &mut HostIngest,
-        batch: &SampleBatch,
+        batch: &SampleBatch<S>,
         stats: &mut IngestStats,
     ) -> Result<(), TsdbError> {
         let max_id = batch.series.iter().map(|d| d.id).max().unwrap_or(0) as usize;

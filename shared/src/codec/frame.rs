@@ -5,9 +5,12 @@
 //! refuse a frame (wrong magic, version, flags, or lengths over [`Limits`]) before any work
 //! that depends on the payload.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::context;
 use super::value::{MAX_VALUE_BYTES, decode_bounded, encode_value};
 use super::{CodecError, Limits};
 use crate::protocol::PROTOCOL_VERSION;
@@ -121,7 +124,7 @@ pub fn encode_frame<T: Serialize + ?Sized>(
         limit: u64::from(u32::MAX),
     };
     let decoded_len = u32::try_from(plain.len()).map_err(|_| too_large(plain.len()))?;
-    let compressed = zstd::bulk::compress(&plain, level).map_err(CodecError::Compress)?;
+    let compressed = context::compress(&plain, level).map_err(CodecError::Compress)?;
     let (flags, payload) = if compressed.len() < plain.len() {
         (FLAG_ZSTD, compressed)
     } else {
@@ -141,22 +144,69 @@ pub fn encode_frame<T: Serialize + ?Sized>(
 
 /// Decodes a frame holding a `T`, returning the frame's protocol version with the value.
 ///
-/// Checks, in this order and all before decompressing: the header is complete, the magic,
-/// `accept(version)` (usually [`crate::protocol::is_compatible`]), the flags, the declared
-/// frame length against `limits.max_frame_bytes` and against the bytes present, the declared
-/// decoded length against `limits.max_decoded_bytes`. Then it decompresses into a buffer of
-/// exactly the declared decoded length (more output is an error, not a reallocation) and
-/// decodes bincode, which must consume every byte. See the example on [`encode_frame`].
+/// [`open_frame`] then [`FramePayload::decode`]: every check of the first, then bincode,
+/// which must consume every byte. See the example on [`encode_frame`]. A `T` that borrows
+/// (`&str` fields) cannot outlive this call; decode those from an [`open_frame`] payload.
 ///
 /// # Errors
-/// One [`CodecError`] variant per check above: `Truncated`, `BadMagic`,
-/// `UnsupportedVersion`, `UnknownFlags`, `FrameTooLarge`, `LengthMismatch`,
-/// `DecodedTooLarge`, then `Decompress`, `DecodedLengthMismatch`, `Decode`, `TrailingBytes`.
+/// Those of [`open_frame`], then `Decode` and `TrailingBytes`.
 pub fn decode_frame<T: DeserializeOwned>(
     frame: &[u8],
     limits: &Limits,
     accept: impl Fn(u16) -> bool,
 ) -> Result<(u16, T), CodecError> {
+    let payload = open_frame(frame, limits, accept)?;
+    let value = payload.decode()?;
+    Ok((payload.version, value))
+}
+
+/// A frame whose header passed every check, with its bincode bytes: borrowed from the
+/// frame when it was not compressed, decompressed otherwise. Values that borrow strings
+/// from it ([`FramePayload::decode`] into a type with `&str` fields) cost no allocation
+/// per string: the collector decodes every sample batch this way.
+#[derive(Debug)]
+pub struct FramePayload<'a> {
+    /// The frame's protocol version.
+    pub version: u16,
+    bytes: Cow<'a, [u8]>,
+}
+
+impl FramePayload<'_> {
+    /// Decodes the payload as a `T`, which may borrow from it; bincode must consume every
+    /// byte.
+    ///
+    /// # Errors
+    /// [`CodecError::Decode`] for bytes that are not a `T`, [`CodecError::TrailingBytes`]
+    /// when the value ends early.
+    pub fn decode<'de, T: Deserialize<'de>>(&'de self) -> Result<T, CodecError> {
+        decode_bounded(&self.bytes)
+    }
+
+    /// The bincode bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Checks a frame and returns its bincode payload, decompressed.
+///
+/// Checks, in this order and all before decompressing: the header is complete, the magic,
+/// `accept(version)` (usually [`crate::protocol::is_compatible`]), the flags, the declared
+/// frame length against `limits.max_frame_bytes` and against the bytes present, the declared
+/// decoded length against `limits.max_decoded_bytes`. Then it decompresses into a buffer of
+/// exactly the declared decoded length (more output is an error, not a reallocation), with
+/// a zstd context kept per thread: creating one per frame cost the collector a large
+/// allocation per pull (docs/benchmarks.md, where the collector's CPU goes).
+///
+/// # Errors
+/// One [`CodecError`] variant per check above: `Truncated`, `BadMagic`,
+/// `UnsupportedVersion`, `UnknownFlags`, `FrameTooLarge`, `LengthMismatch`,
+/// `DecodedTooLarge`, then `Decompress`, `DecodedLengthMismatch`.
+pub fn open_frame<'a>(
+    frame: &'a [u8],
+    limits: &Limits,
+    accept: impl Fn(u16) -> bool,
+) -> Result<FramePayload<'a>, CodecError> {
     let header = FrameHeader::parse(frame)?;
     if !accept(header.version) {
         return Err(CodecError::UnsupportedVersion {
@@ -198,18 +248,15 @@ pub fn decode_frame<T: DeserializeOwned>(
             limit: decoded_limit as u64,
         });
     }
-
-    let value = if header.is_compressed() {
-        // The capacity is the declared length, already bounded above: zstd fails with
-        // "destination buffer too small" instead of growing past it.
-        let plain = zstd::bulk::decompress(payload, decoded_len).map_err(CodecError::Decompress)?;
+    let bytes = if header.is_compressed() {
+        let plain = context::decompress(payload, decoded_len).map_err(CodecError::Decompress)?;
         if plain.len() != decoded_len {
             return Err(CodecError::DecodedLengthMismatch {
                 declared: decoded_len,
                 actual: plain.len(),
             });
         }
-        decode_bounded(&plain)?
+        Cow::Owned(plain)
     } else {
         if decoded_len != payload_len {
             return Err(CodecError::DecodedLengthMismatch {
@@ -217,7 +264,10 @@ pub fn decode_frame<T: DeserializeOwned>(
                 actual: payload_len,
             });
         }
-        decode_bounded(payload)?
+        Cow::Borrowed(payload)
     };
-    Ok((header.version, value))
+    Ok(FramePayload {
+        version: header.version,
+        bytes,
+    })
 }

@@ -28,10 +28,13 @@
 //! Encoding and decoding are CPU work proportional to the value: async callers run large
 //! batches under `spawn_blocking`.
 
+mod context;
 mod frame;
 mod value;
 
-pub use frame::{FLAG_ZSTD, FrameHeader, HEADER_LEN, MAGIC, decode_frame, encode_frame};
+pub use frame::{
+    FLAG_ZSTD, FrameHeader, FramePayload, HEADER_LEN, MAGIC, decode_frame, encode_frame, open_frame,
+};
 pub use value::{MAX_VALUE_BYTES, decode_value, encode_value};
 
 use std::io;

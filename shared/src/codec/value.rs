@@ -5,8 +5,8 @@
 //! integers, strings and sequences prefixed with their length, enums by variant index.
 
 use bincode::config;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::CodecError;
 
@@ -55,7 +55,7 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> Resu
 /// most 32× the input (64 KiB for small inputs) and [`MAX_VALUE_BYTES`] × 8 = 128 MiB at
 /// the top rung, without touching that memory (the read fails first). Wire and store types
 /// therefore use no `u128` (a 1-byte varint `u128` claims 16).
-pub(super) fn decode_bounded<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(super) fn decode_bounded<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, CodecError> {
     const KIB: usize = 1 << 10;
     const MIB: usize = 1 << 20;
     // Claims per input byte in the worst case (a 1-byte varint u64).
@@ -75,11 +75,13 @@ pub(super) fn decode_bounded<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Cod
     }
 }
 
-fn decode_with_limit<T: DeserializeOwned, const LIMIT: usize>(
-    bytes: &[u8],
+fn decode_with_limit<'de, T: Deserialize<'de>, const LIMIT: usize>(
+    bytes: &'de [u8],
 ) -> Result<T, CodecError> {
+    // The borrowing decoder serves owned types as well, and lets `&str` fields point
+    // into `bytes` instead of allocating.
     let (value, read) =
-        bincode::serde::decode_from_slice(bytes, config::standard().with_limit::<LIMIT>())
+        bincode::serde::borrow_decode_from_slice(bytes, config::standard().with_limit::<LIMIT>())
             .map_err(|e| CodecError::Decode(Box::new(e)))?;
     if read != bytes.len() {
         return Err(CodecError::TrailingBytes {

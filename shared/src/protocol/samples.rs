@@ -54,8 +54,13 @@ impl SamplesQuery {
 ///   it is the request's `after`, or `gap.last_missing` when a gap was reported);
 /// - every series id used in `rounds` is defined exactly once in `series`;
 /// - a gap lies before `first_seq`.
+///
+/// `S` is the type of the strings: `String` (the default) for a batch one owns, `&str` for
+/// one decoded in place from a frame's payload ([`crate::codec::FramePayload::decode`]),
+/// as the collector decodes each batch it pulls without an allocation per label. Both
+/// have the same encoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SampleBatch {
+pub struct SampleBatch<S = String> {
     /// Sequence number of the first round in `rounds`; 0 when there is none.
     pub first_seq: u64,
     /// Sequence number of the last round in `rounds`; 0 when there is none.
@@ -70,7 +75,7 @@ pub struct SampleBatch {
     /// buffer's age or size bound); `None` when nothing was lost.
     pub gap: Option<Gap>,
     /// The series dictionary for this batch: each id used in `rounds` exactly once.
-    pub series: Vec<SeriesDef>,
+    pub series: Vec<SeriesDef<S>>,
     /// The rounds, oldest first.
     pub rounds: Vec<Round>,
 }
@@ -87,22 +92,22 @@ pub struct Gap {
 
 /// A dictionary entry: what series `id` means within one [`SampleBatch`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeriesDef {
+pub struct SeriesDef<S = String> {
     /// The id [`SeriesValue::series`] refers to; unique within the batch.
     pub id: u32,
     /// The metric name (`node_memory_MemAvailable_bytes`), not repeated as a label.
-    pub metric: String,
+    pub metric: S,
     /// The labels, sorted by name, names unique (`device`, `mountpoint`, ...).
-    pub labels: Vec<Label>,
+    pub labels: Vec<Label<S>>,
 }
 
 /// One label of a series.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Label {
+pub struct Label<S = String> {
     /// The label name, `[a-zA-Z_][a-zA-Z0-9_]*`.
-    pub name: String,
+    pub name: S,
     /// The label value, any UTF-8.
-    pub value: String,
+    pub value: S,
 }
 
 /// One sample pass: every value taken at one instant, under one sequence number.
@@ -206,6 +211,37 @@ impl SampleBatch {
             rounds: Vec::new(),
         }
     }
+}
+
+impl<S: AsRef<str>> SampleBatch<S> {
+    /// The same batch with owned strings.
+    pub fn to_owned_batch(&self) -> SampleBatch {
+        let owned = |s: &S| s.as_ref().to_owned();
+        SampleBatch {
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            next_after: self.next_after,
+            more: self.more,
+            gap: self.gap,
+            series: self
+                .series
+                .iter()
+                .map(|def| SeriesDef {
+                    id: def.id,
+                    metric: owned(&def.metric),
+                    labels: def
+                        .labels
+                        .iter()
+                        .map(|l| Label {
+                            name: owned(&l.name),
+                            value: owned(&l.value),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            rounds: self.rounds.clone(),
+        }
+    }
 
     /// Checks the invariants listed on [`SampleBatch`]; the first one broken is returned.
     /// Linear in the batch size.
@@ -248,7 +284,11 @@ impl SampleBatch {
             if !ids.define(def.id) {
                 return Err(BatchError::DuplicateSeries { id: def.id });
             }
-            if def.labels.windows(2).any(|p| p[0].name >= p[1].name) {
+            if def
+                .labels
+                .windows(2)
+                .any(|p| p[0].name.as_ref() >= p[1].name.as_ref())
+            {
                 return Err(BatchError::UnsortedLabels { id: def.id });
             }
         }
@@ -293,7 +333,7 @@ enum Mark {
 }
 
 impl IdTable {
-    fn for_defs(defs: &[SeriesDef]) -> Self {
+    fn for_defs<S>(defs: &[SeriesDef<S>]) -> Self {
         let max = defs.iter().map(|d| d.id as usize).max().unwrap_or(0);
         if max <= 4 * defs.len() + 1024 {
             IdTable::Dense(vec![0; max + 1])
@@ -488,6 +528,28 @@ mod tests {
         );
         assert_eq!(back.rounds[0], b.rounds[0]);
         assert_eq!(back.series, b.series);
+    }
+
+    #[test]
+    fn borrowed_batch_decodes_in_place_from_an_owned_encoding() {
+        let b = batch();
+        let frame = codec::encode_frame(&b, crate::protocol::PROTOCOL_VERSION, 3).unwrap();
+        let payload = codec::open_frame(
+            &frame,
+            &codec::Limits::DEFAULT,
+            crate::protocol::is_compatible,
+        )
+        .unwrap();
+        let view: SampleBatch<&str> = payload.decode().unwrap();
+        view.validate().unwrap();
+        assert_eq!(view.series[1].metric, "node_filesystem_avail_bytes");
+        assert_eq!(view.series[1].labels[1].value, "/");
+        assert_eq!(view.rounds, b.rounds);
+        // The same bytes either way.
+        assert_eq!(codec::encode_value(&view).unwrap(), payload.bytes());
+        let mut broken = view.clone();
+        broken.series[1].labels.reverse();
+        assert_eq!(broken.validate(), Err(BatchError::UnsortedLabels { id: 1 }));
     }
 
     #[test]
