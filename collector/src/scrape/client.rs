@@ -102,8 +102,14 @@ impl AgentClients {
                 PeerPolicy::Agent(host.to_owned()),
             )
             .map_err(|e| e.to_string())?;
+            // HTTP/1.1 with keep-alive: a host's pulls are one request at a time, so
+            // HTTP/2's streams buy nothing, and its framing, flow control and connection
+            // task cost CPU on every pull.
+            let mut config = (*config).clone();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
             reqwest::Client::builder()
-                .tls_backend_preconfigured((*config).clone())
+                .tls_backend_preconfigured(config)
+                .http1_only()
                 .timeout(timeout)
                 .connect_timeout(timeout)
                 .pool_max_idle_per_host(1)

@@ -145,21 +145,24 @@ impl Scraper {
         seconds: f64,
         scraped: u64,
     ) {
+        let timestamp_ms = i64::try_from(started_ms).unwrap_or(i64::MAX);
+        let values = [
+            ("up", up),
+            ("scrape_duration_seconds", seconds),
+            ("scrape_samples_scraped", scraped as f64),
+        ];
+        if self
+            .tsdb
+            .append_local_cached(host, timestamp_ms, &values)
+            .is_some()
+        {
+            return;
+        }
         let tsdb = self.tsdb.clone();
         let id = host.to_owned();
-        let timestamp_ms = i64::try_from(started_ms).unwrap_or(i64::MAX);
-        let stored = tokio::task::spawn_blocking(move || {
-            tsdb.append_local(
-                &id,
-                timestamp_ms,
-                &[
-                    ("up", up),
-                    ("scrape_duration_seconds", seconds),
-                    ("scrape_samples_scraped", scraped as f64),
-                ],
-            )
-        })
-        .await;
+        let stored =
+            tokio::task::spawn_blocking(move || tsdb.append_local(&id, timestamp_ms, &values))
+                .await;
         match stored {
             Ok(Ok(_)) => {}
             // A store that cannot write is reported by its health check; this is one

@@ -280,6 +280,50 @@ impl Tsdb {
         Ok(stats)
     }
 
+    /// [`Tsdb::append_local`] when it can finish without I/O: every named series of `host`
+    /// is already in its ingest cache (so neither the index nor a segment is read), which
+    /// holds from a host's second pull on. `None` (nothing stored) otherwise; then call
+    /// [`Tsdb::append_local`] off the async runtime. Takes only memory locks, briefly, so
+    /// the scrape loop calls it inline and saves a blocking-pool hop per pull.
+    pub fn append_local_cached(
+        &self,
+        host: &str,
+        timestamp_ms: i64,
+        values: &[(&str, f64)],
+    ) -> Option<IngestStats> {
+        let state = self.hosts_read().get(host).cloned()?;
+        let ing = lock(&state.ingest);
+        let refs = values
+            .iter()
+            .map(|&(metric, _)| {
+                let def = SeriesDef::<&str> {
+                    id: 0,
+                    metric,
+                    labels: Vec::new(),
+                };
+                let key = self.cache_seeds.key(&def);
+                ing.cache
+                    .find(key as u64, |(k, _)| *k == key)
+                    .map(|&(_, r)| r)
+            })
+            .collect::<Option<Vec<SeriesRef>>>()?;
+        let mut stats = IngestStats::default();
+        let mut shard = self.head.lock(state.shard);
+        let floor = self.floors.sealed_before.load(Ordering::Acquire);
+        let (window, tolerance) = (self.options.window_ms, self.options.tolerance_ms);
+        for (r, &(_, value)) in refs.iter().zip(values) {
+            match shard.append(r.slot, timestamp_ms, value, window, tolerance, floor) {
+                Append::Added => stats.appended += 1,
+                Append::Duplicate => stats.duplicates += 1,
+                Append::TooOld => stats.too_old += 1,
+            }
+        }
+        drop(shard);
+        drop(ing);
+        self.counters.add_ingest(&stats);
+        Some(stats)
+    }
+
     /// Fills `ing`'s def map for `batch`, resolving cache misses through the index.
     fn resolve<S: AsRef<str>>(
         &self,

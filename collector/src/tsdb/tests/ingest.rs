@@ -203,6 +203,21 @@ fn local_series_sit_beside_the_hosts_own_without_moving_its_cursor() {
     );
     assert!(tsdb.append_local("", t2, &[("up", 1.0)]).is_err());
     assert!(tsdb.append_local("web1", t2, &[("", 1.0)]).is_err());
+    // The inline path stores only what its cache already knows.
+    let t3 = agent.ts_of(5);
+    assert_eq!(
+        tsdb.append_local_cached("web1", t3, &[("up", 1.0), ("new_series", 1.0)]),
+        None
+    );
+    assert_eq!(tsdb.append_local_cached("web2", t3, &[("up", 1.0)]), None);
+    let cached = tsdb.append_local_cached("web1", t3, &[("up", 1.0)]).unwrap();
+    assert_eq!((cached.appended, cached.new_series), (1, 0));
+    assert_eq!(
+        tsdb.append_local_cached("web1", t3, &[("up", 1.0)])
+            .unwrap()
+            .duplicates,
+        1
+    );
 
     let up = Matcher::new(MatchOp::Equal, "__name__", "up");
     let mut matchers = host_is("web1");
@@ -218,7 +233,7 @@ fn local_series_sit_beside_the_hosts_own_without_moving_its_cursor() {
         .iter()
         .map(|s| (s.timestamp_ms, s.value))
         .collect();
-    assert_eq!(values, [(t1, 1.0), (t2, 0.0)]);
+    assert_eq!(values, [(t1, 1.0), (t2, 0.0), (t3, 1.0)]);
 
     // They survive a flush with the host's own series, and the cursor is the agent's.
     tsdb.flush_all().unwrap();
@@ -229,6 +244,6 @@ fn local_series_sit_beside_the_hosts_own_without_moving_its_cursor() {
         tsdb.select(&matchers, i64::MIN, i64::MAX, 10).unwrap()[0]
             .samples
             .len(),
-        2
+        3
     );
 }
