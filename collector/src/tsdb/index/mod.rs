@@ -37,9 +37,11 @@ use serde::{Deserialize, Serialize};
 use super::error::TsdbError;
 use crate::series::{Label, Labels};
 
+mod log;
 mod memory;
 mod select;
 
+pub use log::{FILE_NAME as SERIES_LOG_FILE, SeriesLog, SeriesLogError};
 pub use memory::MemIndex;
 
 /// A series' id: stable for the store's life, never reused.
