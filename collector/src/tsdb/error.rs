@@ -7,7 +7,7 @@ use muster_shared::protocol::samples::BatchError;
 use muster_shared::store::StoreError;
 
 use super::chunk::ChunkError;
-use super::index::SeriesId;
+use super::index::{SeriesId, SeriesLogError};
 use super::segment::SegmentError;
 
 /// A failed [`super::Tsdb`] operation.
@@ -40,17 +40,25 @@ pub enum TsdbError {
         #[source]
         source: StoreError,
     },
-    /// Writing new series to the index failed; the batch's samples were not stored.
-    /// Retryable (disk space, I/O).
+    /// Opening the series index failed: its log cannot be created, read or repaired, or
+    /// is not a series log (then it is left as it is).
+    #[error("opening the series index")]
+    OpenIndex {
+        /// The log's error, naming the file.
+        #[source]
+        source: SeriesLogError,
+    },
+    /// Writing new series to the index failed; the log is as it was, none of the series
+    /// exist and the batch's samples were not stored. Retryable (disk space, I/O).
     #[error("writing {count} new series of host {host} to the index")]
     IndexWrite {
         /// The host whose batch defined them.
         host: String,
         /// How many series.
         count: usize,
-        /// The store's error.
+        /// The log's error, naming the file.
         #[source]
-        source: StoreError,
+        source: SeriesLogError,
     },
     /// Opening the segment folders failed (creating, listing, removing unfinished files).
     #[error("opening the time-series store's segments")]

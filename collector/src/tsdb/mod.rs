@@ -9,7 +9,9 @@
 //!
 //! ```text
 //! SampleBatch ─ingest─▶ head (per-series open chunk, sharded by host)
-//!                          │ window closed (aligned to the epoch), flush
+//!      │ new series        │ window closed (aligned to the epoch), flush
+//!      ▼                   │
+//!   series.log             │
 //!                          ▼
 //!              blocks/<seq>.seg (one per flush) ──compact──▶ blocks/day-<date>.seg
 //!                          │ then                               │ sealed: roll up
@@ -17,12 +19,13 @@
 //!              tsdb_cursors host → last durable seq     rollups/day-<date>.seg
 //! ```
 //!
-//! The index, postings, cursors and floors live in sled (`shared::store`); chunk data
-//! lives in the segment files under the directory [`Tsdb::open`] is given.
+//! The series index lives in its own append-only file, `series.log`, and chunk data in
+//! the segment files, both under the directory [`Tsdb::open`] is given; the durable
+//! cursors and retention floors live in sled (`shared::store`).
 //!
 //! - [`chunk`] ([`encoding`], [`bitstream`]): the compressed chunk format;
 //!   [`align`]: moving jittered timestamps onto the host's grid.
-//! - [`index`]: labels ↔ series ids, postings, matcher selection.
+//! - [`index`]: labels ↔ series ids (the series log), postings, matcher selection.
 //! - [`head`]: open chunks and closed ones awaiting a flush.
 //! - [`segment`]: the segment files: layout, writer, reader, the set of a folder.
 //! - [`block`]: reading a series' raw chunks over a time range.
@@ -77,7 +80,7 @@
 //!   next compaction rewrite that day's file with it; compaction time was not measured
 //!   at 500,000 series (it reads and writes a day's data once, streaming).
 //! - Series that stop sending keep their head slot and cache entry (~300 bytes) until a
-//!   restart, and their index record for good.
+//!   restart, and their series log entry (about 7 bytes) for good.
 
 pub mod align;
 pub mod bitstream;
@@ -179,21 +182,23 @@ pub struct TsdbStats {
     pub damaged_segments: u64,
     /// Heap bytes the open segments hold (their fences).
     pub segment_heap_bytes: u64,
-    /// Bytes the store's files take on disk: the segment files and the whole sled store
-    /// (the index, cursors and anything else the collector keeps there).
+    /// Bytes the store's files take on disk: the segment files, the series log and the
+    /// whole sled store (cursors and anything else the collector keeps there).
     pub disk_bytes: u64,
 }
 
 impl Tsdb {
-    /// Opens the store's trees in `store` (created if missing), loads the index and opens
-    /// the segment files under `dir` (the collector's `<data_dir>/tsdb`; created if
-    /// missing). Takes a second or so per million series. Segments a crash left
-    /// unfinished are removed; damaged ones are skipped and logged (see [`segment`]).
+    /// Opens the store's trees in `store` (created if missing), and under `dir` (the
+    /// collector's `<data_dir>/tsdb`; created if missing) the segment files and the index's
+    /// series log, which is created from the index an earlier build kept in sled if there
+    /// is one. Takes a second or so per million series. Segments a crash left unfinished
+    /// are removed; damaged ones are skipped and logged (see [`segment`]); a torn end of
+    /// the series log is cut off (see [`index`]).
     /// Chunks left in the sled trees of earlier builds (`tsdb_blocks`, `tsdb_rollups`) are
     /// ignored and the trees dropped, with one warning.
     ///
     /// # Errors
-    /// [`TsdbError::Open`], [`TsdbError::OpenSegments`].
+    /// [`TsdbError::Open`], [`TsdbError::OpenSegments`], [`TsdbError::OpenIndex`].
     pub fn open(store: &Store, dir: &Path, options: TsdbOptions) -> Result<Tsdb, TsdbError> {
         drop_sled_chunk_trees(store)?;
         let open_segments = |kind, name| {
@@ -221,7 +226,7 @@ impl Tsdb {
         Ok(Tsdb {
             store: store.clone(),
             options,
-            index: Index::open(store, known)?,
+            index: Index::open(store, dir, known)?,
             head: Head::new(options.window_ms),
             blocks,
             rollups,
@@ -280,7 +285,7 @@ impl Tsdb {
             rollup_bytes: rollups.bytes,
             damaged_segments: self.blocks.damaged() + self.rollups.damaged(),
             segment_heap_bytes: raw.heap_bytes + rollups.heap_bytes,
-            disk_bytes: sled_bytes + raw.bytes + rollups.bytes,
+            disk_bytes: sled_bytes + self.index.disk_bytes() + raw.bytes + rollups.bytes,
         })
     }
 

@@ -150,7 +150,8 @@ pub fn run(settings: &Settings) -> anyhow::Result<Figures> {
         "muster: SIGTERM to exit (final flush of the head) took {:.1} s",
         stopped_in.as_secs_f64()
     ));
-    // sled (index, postings, cursors) and the segment files (chunks).
+    // sled (cursors), and under data/tsdb the series log (the index) and the segment
+    // files (chunks).
     let (store, tsdb) = (dir.path().join("data/store"), dir.path().join("data/tsdb"));
     let (sled_bytes, segment_bytes) = (dir_size(&store)?, dir_size(&tsdb)?);
     let disk = (
@@ -158,7 +159,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Figures> {
         sled_bytes.1 + segment_bytes.1,
     );
     notes.push(format!(
-        "muster: store {} bytes ({}), segments {} bytes ({})",
+        "muster: store {} bytes ({}), tsdb (series log, segments) {} bytes ({})",
         sled_bytes.0,
         largest_files(&store, 4),
         segment_bytes.0,
@@ -172,7 +173,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<Figures> {
         disk,
         disk_samples: samples,
         disk_method:
-            "data/store (sled) + data/tsdb (segments) after SIGTERM (the collector writes its whole head at shutdown)"
+            "data/store (sled) + data/tsdb (series log, segments) after SIGTERM (the collector writes its whole head at shutdown)"
                 .to_owned(),
         query,
         notes,

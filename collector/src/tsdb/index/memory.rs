@@ -155,6 +155,11 @@ impl MemIndex {
         });
     }
 
+    /// Whether series `id` is held.
+    pub fn contains(&self, id: SeriesId) -> bool {
+        self.entries.get(id as usize).is_some_and(|e| e.present)
+    }
+
     /// The labels of series `id`.
     pub fn labels(&self, id: SeriesId) -> Option<Labels> {
         let pairs = self.pairs_of(id);

@@ -166,8 +166,7 @@ mod tests {
 
     fn fixture() -> (tempfile::TempDir, Index, Vec<Labels>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::tsdb::tests::open_store(dir.path());
-        let index = Index::open(&store, 1).unwrap();
+        let index = crate::tsdb::index::tests::open_index(dir.path(), 1);
         let all = vec![
             Labels::from_pairs([("__name__", "up"), ("host", "a"), ("job", "node")]),
             Labels::from_pairs([("__name__", "up"), ("host", "b"), ("job", "probe")]),

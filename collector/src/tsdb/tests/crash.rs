@@ -192,6 +192,67 @@ fn a_damaged_chunk_fails_the_reads_that_touch_it_naming_the_file() {
     }
 }
 
+#[test]
+fn new_series_the_index_cannot_write_are_refused_whole_and_a_retry_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsdb = open(dir.path(), options());
+    let agent = FakeAgent::new(14, 10, 100);
+    tsdb.index.set_fault(Some(index::Fault {
+        write_bytes: 30,
+        truncate_fails: false,
+    }));
+    let err = tsdb.ingest("web1", &agent.batch(0, 50)).unwrap_err();
+    assert!(
+        matches!(err, TsdbError::IndexWrite { count: 10, .. }),
+        "{err}"
+    );
+    assert!(err.is_retryable(), "{err}");
+    assert!(stored(&tsdb, &[]).is_empty());
+    assert_eq!(tsdb.stats().unwrap().series, 0);
+
+    tsdb.index.set_fault(None);
+    agent.send(&tsdb, "web1", 0, 50);
+    assert_same(stored(&tsdb, &[]), agent.expected("web1", 100));
+    tsdb.flush_all().unwrap();
+    drop(tsdb);
+    let tsdb = open(dir.path(), options());
+    assert_same(stored(&tsdb, &[]), agent.expected("web1", 100));
+}
+
+#[test]
+fn a_series_log_damaged_before_its_end_loses_those_series_not_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, db) = (FakeAgent::new(15, 5, 100), FakeAgent::new(16, 5, 100));
+    {
+        let tsdb = open(dir.path(), options());
+        web.send(&tsdb, "web1", 0, 50);
+        db.send(&tsdb, "db1", 0, 50);
+        tsdb.flush_all().unwrap();
+    }
+    // web1's record is the first: a byte of its payload (after the file header and the
+    // record header). db1's record after it cannot be trusted to start where the first
+    // says it ends, so it goes too.
+    let log = dir.path().join("tsdb/series.log");
+    flip(&log, 8 + 12 + 3);
+    let tsdb = open(dir.path(), options());
+    assert_eq!(tsdb.stats().unwrap().series, 0);
+    assert!(dir.path().join("tsdb/series.log.damaged-8").exists());
+    // The durable cursors stayed: the agents send from there, and the series come back
+    // under new ids past those the segments hold.
+    assert_eq!(tsdb.durable_cursor("web1"), 100);
+    let later = FakeAgent::new(15, 5, 150);
+    later.send(&tsdb, "web1", 100, 50);
+    let ids = tsdb.index.read().ids().collect::<Vec<_>>();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.iter().all(|&id| id > 10), "{ids:?}");
+    let want = later
+        .expected("web1", 150)
+        .into_iter()
+        .map(|(l, s)| (l, s[100..].to_vec()))
+        .collect();
+    assert_same(stored(&tsdb, &[]), want);
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct OldChunk {
     chunk: Vec<u8>,

@@ -116,7 +116,7 @@ fn measure_ingest_cpu_and_memory() {
     );
     eprintln!(
         "memory per series: head {:.0} B and index {:.0} B (estimates, {} samples in the head), \
-         RSS grew {:.0} B (sled's cache for the index included)",
+         RSS grew {:.0} B (sled's cache included)",
         stats.head_bytes as f64 / series as f64,
         stats.index_bytes as f64 / series as f64,
         stats.head_samples,
@@ -187,7 +187,7 @@ fn measure_flush_memory_and_disk() {
     let stats = tsdb.stats().unwrap();
     eprintln!(
         "disk: {:.1} MB in {} segments for {} samples: {:.3} B per sample in segments, \
-         {:.3} with the sled store (index, cursors); segment heap {:.1} KB; RSS grew \
+         {:.3} with the series log and the sled store (cursors); segment heap {:.1} KB; RSS grew \
          {:.1} MB since the start (the last flush wrote {} chunks)",
         stats.raw_bytes as f64 / 1e6,
         stats.raw_segments,
@@ -219,7 +219,7 @@ fn measure_space_over_retention_cycles() {
     let mut hosts = hosts(n);
     let per_hour = 360;
     eprintln!(
-        "day  raw segments  raw MB  rollup segments  rollup MB  sled MB  raw samples kept  B/raw sample"
+        "day  raw segments  raw MB  rollup segments  rollup MB  index+sled MB  raw samples kept  B/raw sample"
     );
     for day in 1..=days {
         let started = Instant::now();
@@ -237,9 +237,10 @@ fn measure_space_over_retention_cycles() {
         }
         let compacted = tsdb.compact(now).unwrap();
         let s = tsdb.stats().unwrap();
+        // The series log and sled's store (cursors, floors).
         let sled = s.disk_bytes - s.raw_bytes - s.rollup_bytes;
         eprintln!(
-            "{day:>3}  {:>12}  {:>6.1}  {:>15}  {:>9.1}  {:>7.1}  {:>16}  {:>12.3}   ({compacted:?}, {:.1?})",
+            "{day:>3}  {:>12}  {:>6.1}  {:>15}  {:>9.1}  {:>13.1}  {:>16}  {:>12.3}   ({compacted:?}, {:.1?})",
             s.raw_segments,
             s.raw_bytes as f64 / 1e6,
             s.rollup_segments,
