@@ -22,7 +22,9 @@ use axum::{Json, Router};
 use muster_shared::codec;
 use muster_shared::protocol::error::ErrorBody;
 use muster_shared::protocol::info::AgentInfo;
-use muster_shared::protocol::samples::SamplesQuery;
+use muster_shared::protocol::samples::{
+    DICTIONARY_ELIDED_HEADER, DICTIONARY_HEADER, SampleBatch, SamplesQuery, dictionary_digest,
+};
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION};
 use muster_shared::serve::PeerInfo;
 use muster_shared::tls::Role;
@@ -127,6 +129,10 @@ async fn samples(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("application/json"));
+    let held = headers
+        .get(DICTIONARY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let buffer = state.buffer.clone();
     // Read and encode off the runtime, then give the batch's transient memory
     // back: a first pull copies the whole series dictionary, and glibc would
@@ -136,7 +142,7 @@ async fn samples(
             if wants_json {
                 Json(&batch).into_response()
             } else {
-                encode_binary(&batch)
+                encode_batch(batch, held.as_deref())
             }
         });
         crate::memory::release_free();
@@ -160,6 +166,33 @@ async fn samples(
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }
+}
+
+/// A batch in the binary codec with its dictionary's digest, the dictionary left out when
+/// the collector holds it already (`protocol::samples`, "Dictionary elision").
+fn encode_batch(mut batch: SampleBatch, held: Option<&str>) -> Response {
+    let digest = match dictionary_digest(&batch.series) {
+        Ok(digest) => digest,
+        // Unreachable for a batch the codec encodes; answer without naming it.
+        Err(_) => return encode_binary(&batch),
+    };
+    let elided = !batch.series.is_empty() && held == Some(digest.as_str());
+    if elided {
+        batch.series = Vec::new();
+    }
+    let mut response = encode_binary(&batch);
+    if response.status().is_success() {
+        if let Ok(value) = header::HeaderValue::from_str(&digest) {
+            response.headers_mut().insert(DICTIONARY_HEADER, value);
+        }
+        if elided {
+            response.headers_mut().insert(
+                DICTIONARY_ELIDED_HEADER,
+                header::HeaderValue::from_static("1"),
+            );
+        }
+    }
+    response
 }
 
 async fn live() -> Json<serde_json::Value> {
@@ -287,6 +320,74 @@ mod tests {
         )
         .unwrap();
         assert_eq!(info.host_id, "web1");
+    }
+
+    /// `GET /v1/samples` with an optional held dictionary digest: (elided?, digest, batch).
+    async fn pull(app: &Router, after: u64, held: Option<&str>) -> (bool, String, SampleBatch) {
+        let mut req = request(
+            &format!("/v1/samples?after={after}"),
+            Some(Role::Collector),
+            Some(BATCH_MEDIA_TYPE),
+        );
+        if let Some(held) = held {
+            req.headers_mut().insert(
+                DICTIONARY_HEADER,
+                header::HeaderValue::from_str(held).unwrap(),
+            );
+        }
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let elided = res.headers().get(DICTIONARY_ELIDED_HEADER).is_some();
+        let digest = res.headers()[DICTIONARY_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let (_, batch): (u16, SampleBatch) = codec::decode_frame(
+            &body,
+            &codec::Limits::DEFAULT,
+            muster_shared::protocol::is_compatible,
+        )
+        .unwrap();
+        (elided, digest, batch)
+    }
+
+    #[tokio::test]
+    async fn samples_leave_out_a_dictionary_the_collector_holds() {
+        let state = state(true);
+        let buffer = state.buffer.clone();
+        let load = buffer.intern("node_load1", &[]);
+        let disk = buffer.intern("node_disk_io_now", &[("device", "sda")]);
+        buffer.append(1_000, &[(load, 0.5), (disk, 1.0)]).unwrap();
+        buffer.append(2_000, &[(load, 0.6), (disk, 2.0)]).unwrap();
+        let app = router(state);
+
+        let (elided, digest, first) = pull(&app, 0, None).await;
+        assert!(!elided);
+        assert_eq!(first.series.len(), 2);
+        assert_eq!(digest, dictionary_digest(&first.series).unwrap());
+
+        // The same dictionary: left out, the ids as before.
+        let (elided, again, second) = pull(&app, 1, Some(&digest)).await;
+        assert!(elided);
+        assert_eq!(again, digest);
+        assert!(second.series.is_empty());
+        let ids: Vec<u32> = first.series.iter().map(|d| d.id).collect();
+        second.validate_elided(&ids).unwrap();
+        assert_eq!(second.rounds[0].values.len(), 2);
+
+        // A stale or unknown digest gets the dictionary.
+        let (elided, _, third) = pull(&app, 1, Some("0123")).await;
+        assert!(!elided);
+        assert_eq!(third.series.len(), 2);
+
+        // A new series changes the dictionary: sent whole, under a new digest.
+        let new = buffer.intern("node_load5", &[]);
+        buffer.append(3_000, &[(load, 0.7), (new, 0.1)]).unwrap();
+        let (elided, changed, fourth) = pull(&app, 2, Some(&digest)).await;
+        assert!(!elided);
+        assert_ne!(changed, digest);
+        assert_eq!(fourth.series.len(), 2);
     }
 
     #[tokio::test]

@@ -50,6 +50,9 @@ pub struct Metrics {
     pub samples_dropped: IntCounterVec,
     /// Agent batches refused: undecodable, or breaking the protocol's rules.
     pub batches_refused: IntCounter,
+    /// Agent batches whose series dictionary the agent left out because the collector
+    /// held it (`protocol::samples`, "Dictionary elision").
+    pub dictionaries_elided: IntCounter,
     /// Rounds agents dropped before they were pulled (gap markers).
     pub gap_rounds: IntCounter,
     /// The store's figures and health.
@@ -260,6 +263,13 @@ impl Metrics {
                 "Agent sample batches refused as undecodable or invalid; the host's cursor stays.",
             )?,
         )?;
+        let dictionaries_elided = register(
+            r,
+            IntCounter::new(
+                "muster_collector_dictionaries_elided_total",
+                "Agent sample batches stored without their series dictionary, which the collector held from an earlier pull.",
+            )?,
+        )?;
         let gap_rounds = register(
             r,
             IntCounter::new(
@@ -295,6 +305,7 @@ impl Metrics {
             samples_duplicate,
             samples_dropped,
             batches_refused,
+            dictionaries_elided,
             gap_rounds,
             store,
         })

@@ -112,6 +112,17 @@ fn samples_flow_from_agent_to_queries_and_survive_a_restart() {
     );
     let ingested = collector.host("web1")["samples_ingested"].as_u64().unwrap();
     assert!(ingested > 0, "the host view counts stored samples");
+    // Once the collector holds the host's dictionary, the agent leaves it out of the
+    // batches whose series are the same.
+    wait_for("a batch stored without its dictionary", || {
+        (collector.metric("muster_collector_dictionaries_elided_total")? > 0.0).then_some(())
+    });
+    let before = query(&collector, "count_over_time(node_load1[1h])");
+    wait_for("node_load1 keeps growing with elided dictionaries", || {
+        let now = query(&collector, "count_over_time(node_load1[1h])");
+        (now["data"]["result"][0]["value"][1] != before["data"]["result"][0]["value"][1])
+            .then_some(())
+    });
 
     // A restart: the cursor comes back from the store, the overlap is dropped
     // as duplicates, and the count over a window has no repeated sample.

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use muster_shared::codec::{self, CodecError, FramePayload, Limits};
 use muster_shared::protocol::info::AgentInfo;
-use muster_shared::protocol::samples::SampleBatch;
+use muster_shared::protocol::samples::{DICTIONARY_ELIDED_HEADER, DICTIONARY_HEADER, SampleBatch};
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION, is_compatible};
 use muster_shared::telemetry::REQUEST_ID_HEADER;
 use muster_shared::tls::{self, PeerPolicy, TlsError};
 
 use crate::pki::{Pki, PkiError};
+use crate::tsdb::Dictionary;
 
 /// Why a call to an agent failed. Messages are short: they are shown as a
 /// host's `last_error`.
@@ -146,7 +147,7 @@ impl AgentClient {
         request_id: &str,
     ) -> Result<AgentInfo, ScrapeError> {
         let url = format!("https://{address}/v1/info");
-        let body = self.get_frame(&url, request_id).await?;
+        let (_, body) = self.get_frame(&url, request_id, None).await?;
         let (_, info): (u16, AgentInfo) =
             codec::decode_frame(&body, &Limits::DEFAULT, is_compatible)?;
         if !is_compatible(info.protocol_version) {
@@ -168,21 +169,29 @@ impl AgentClient {
 impl AgentClient {
     /// `GET url` asking for the binary codec, within the client's timeout: the
     /// body of a 2xx answer, or the error.
-    async fn get_frame(&self, url: &str, request_id: &str) -> Result<bytes::Bytes, ScrapeError> {
+    async fn get_frame(
+        &self,
+        url: &str,
+        request_id: &str,
+        dictionary: Option<&str>,
+    ) -> Result<(reqwest::header::HeaderMap, bytes::Bytes), ScrapeError> {
         let call = async {
-            let response = self
+            let mut request = self
                 .http
                 .get(url)
                 .header(reqwest::header::ACCEPT, BATCH_MEDIA_TYPE)
-                .header(REQUEST_ID_HEADER, request_id)
-                .send()
-                .await
-                .map_err(|e| self.transport(&e))?;
+                .header(REQUEST_ID_HEADER, request_id);
+            if let Some(digest) = dictionary {
+                request = request.header(DICTIONARY_HEADER, digest);
+            }
+            let response = request.send().await.map_err(|e| self.transport(&e))?;
             let status = response.status();
             if !status.is_success() {
                 return Err(ScrapeError::Status(status.as_u16()));
             }
-            response.bytes().await.map_err(|e| self.transport(&e))
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(|e| self.transport(&e))?;
+            Ok((headers, body))
         };
         tokio::time::timeout(self.timeout, call)
             .await
@@ -201,7 +210,9 @@ impl AgentClient {
 
     /// `GET /v1/samples?after=..&max=..`: the raw frame of the next batch after
     /// `after`. Decoding is left to the caller, on the blocking pool (a batch can
-    /// be megabytes of zstd).
+    /// be megabytes of zstd). `dictionary` names the dictionary the collector holds
+    /// for this host, which the agent then leaves out if the batch's is the same
+    /// (`protocol::samples`, "Dictionary elision").
     ///
     /// # Errors
     /// A [`ScrapeError`]; [`ScrapeError::CursorAhead`] for a 409.
@@ -211,13 +222,37 @@ impl AgentClient {
         request_id: &str,
         after: u64,
         max: u32,
-    ) -> Result<bytes::Bytes, ScrapeError> {
+        dictionary: Option<&str>,
+    ) -> Result<SamplesAnswer, ScrapeError> {
         let url = format!("https://{address}/v1/samples?after={after}&max={max}");
-        match self.get_frame(&url, request_id).await {
-            Err(ScrapeError::Status(409)) => Err(ScrapeError::CursorAhead { after }),
-            other => other,
-        }
+        let (headers, frame) = match self.get_frame(&url, request_id, dictionary).await {
+            Err(ScrapeError::Status(409)) => return Err(ScrapeError::CursorAhead { after }),
+            other => other?,
+        };
+        let named = headers
+            .get(DICTIONARY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let elided = headers.contains_key(DICTIONARY_ELIDED_HEADER);
+        Ok(SamplesAnswer {
+            frame,
+            dictionary: match (named, elided) {
+                (Some(digest), true) => Dictionary::Elided(digest),
+                (Some(digest), false) => Dictionary::Named(digest),
+                (None, _) => Dictionary::Inline,
+            },
+        })
     }
+}
+
+/// A `GET /v1/samples` answer: the raw frame (decoded by the caller, off the runtime) and
+/// where its series dictionary is.
+#[derive(Debug)]
+pub struct SamplesAnswer {
+    /// The batch frame.
+    pub frame: bytes::Bytes,
+    /// What the agent said of the batch's dictionary.
+    pub dictionary: Dictionary,
 }
 
 /// Checks a batch frame from an agent against the size limits and decompresses it;
@@ -230,17 +265,21 @@ pub fn open_batch(frame: &[u8]) -> Result<FramePayload<'_>, ScrapeError> {
 }
 
 /// Decodes the batch in `payload`, its strings borrowed from it (no allocation per
-/// label: a batch carries its whole series dictionary), and checks its invariants.
+/// label), and checks its invariants, those that need the dictionary only when it is in
+/// the batch (an elided one is checked against the held one at ingest).
 ///
 /// # Errors
 /// [`ScrapeError::Decode`] or [`ScrapeError::BadBatch`].
 pub fn decode_batch<'a>(
     payload: &'a FramePayload<'_>,
+    dictionary: &Dictionary,
 ) -> Result<SampleBatch<&'a str>, ScrapeError> {
     let batch: SampleBatch<&str> = payload.decode()?;
-    batch
-        .validate()
-        .map_err(|e| ScrapeError::BadBatch(e.to_string()))?;
+    if !matches!(dictionary, Dictionary::Elided(_)) {
+        batch
+            .validate()
+            .map_err(|e| ScrapeError::BadBatch(e.to_string()))?;
+    }
     Ok(batch)
 }
 
@@ -268,7 +307,7 @@ mod tests {
     /// Opens and decodes `frame` as the scrape loop does; the batch owned.
     fn decode(frame: &[u8]) -> Result<SampleBatch, ScrapeError> {
         let payload = open_batch(frame)?;
-        decode_batch(&payload).map(|b| b.to_owned_batch())
+        decode_batch(&payload, &Dictionary::Inline).map(|b| b.to_owned_batch())
     }
 
     fn batch() -> SampleBatch {

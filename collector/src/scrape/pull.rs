@@ -12,7 +12,7 @@ use crate::hosts::{HostRecord, HostStatus};
 use crate::metrics::{DROPPED_OVER_LIMIT, DROPPED_TOO_OLD};
 use crate::series::{Sample, SeriesSamples};
 use crate::store_health::StoreFailure;
-use crate::tsdb::TsdbError;
+use crate::tsdb::{Dictionary, TsdbError};
 
 /// What one turn of a host's loop did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,11 +221,23 @@ impl Scraper {
             }
             // The request id is also in the agent's log line for this call.
             let request_id = uuid::Uuid::new_v4().to_string();
-            let frame = match client
-                .samples_frame(host.address, &request_id, status.cursor, *rounds)
+            // Remote write needs every batch's labels, so it always asks for the
+            // dictionary; otherwise the agent may leave out the one held.
+            let held = match self.remote {
+                Some(_) => None,
+                None => self.tsdb.held_dictionary(&host.id),
+            };
+            let answer = match client
+                .samples_frame(
+                    host.address,
+                    &request_id,
+                    status.cursor,
+                    *rounds,
+                    held.as_deref(),
+                )
                 .await
             {
-                Ok(frame) => frame,
+                Ok(answer) => answer,
                 Err(ScrapeError::CursorAhead { after }) if !reset => {
                     tracing::warn!(host = %host.id, cursor = after,
                         "the agent does not know our cursor (its buffer was reset); asking from the start");
@@ -249,20 +261,21 @@ impl Scraper {
             let id = host.id.clone();
             let stored = tokio::task::spawn_blocking(move || -> Result<_, BatchFailure> {
                 let refused = |e: ScrapeError| BatchFailure::Refused(client::error_chain(&e));
-                let payload = client::open_batch(&frame).map_err(refused)?;
-                let batch = client::decode_batch(&payload).map_err(refused)?;
+                let payload = client::open_batch(&answer.frame).map_err(refused)?;
+                let batch = client::decode_batch(&payload, &answer.dictionary).map_err(refused)?;
                 let stats = tsdb
-                    .ingest(&id, &batch)
+                    .ingest_with(&id, &batch, &answer.dictionary)
                     .map_err(|e| BatchFailure::from_tsdb(&e))?;
                 if let Some(remote) = remote {
                     remote.enqueue(&to_series(&id, &batch));
                 }
-                Ok((batch.next_after, batch.more, batch.gap, stats))
+                let elided = matches!(answer.dictionary, Dictionary::Elided(_));
+                Ok((batch.next_after, batch.more, batch.gap, stats, elided))
             })
             .await
             .map_err(|e| PullError::Agent(format!("ingest task failed: {e}")))?;
             // Either way the cursor stays and nothing of the batch was stored.
-            let (next_after, more, gap, stats) = match stored {
+            let (next_after, more, gap, stats, elided) = match stored {
                 Ok(stored) => stored,
                 Err(BatchFailure::Refused(err)) => {
                     tracing::warn!(host = %host.id, request_id = %request_id, error = %err, "batch refused");
@@ -286,6 +299,9 @@ impl Scraper {
                 self.metrics.gap_rounds.inc_by(lost);
                 tracing::warn!(host = %host.id, first = gap.first_missing, last = gap.last_missing,
                     "the agent dropped rounds before they were pulled");
+            }
+            if elided {
+                self.metrics.dictionaries_elided.inc();
             }
             status.cursor = next_after;
             status.samples_ingested += stats.appended;

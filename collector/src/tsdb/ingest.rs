@@ -8,7 +8,9 @@
 //! chosen at random per process (a collision needs ~2^64 series of one host; an agent
 //! cannot aim for one without the seeds), so a steady-state batch costs one hash per
 //! series, no index lookup and no allocation beyond the cache's own growth. Misses go to
-//! the index in one call, which writes all new series in one batch.
+//! the index in one call, which writes all new series in one batch. A batch whose agent
+//! left its dictionary out (the collector holds it, `dictionary.rs`) skips even that: its
+//! ids are read with the map the held dictionary filled.
 //!
 //! Rounds are appended under their host's head shard lock, one lock per round, then
 //! noted for the durable cursor (`cursor.rs`).
@@ -22,6 +24,7 @@ use muster_shared::protocol::samples::{SampleBatch, SeriesDef};
 
 use super::align::TimestampAligner;
 use super::cursor::PendingRounds;
+use super::dictionary::{DefMap, Dictionary, SeriesRef};
 use super::error::TsdbError;
 use super::head::Append;
 use super::index::{HOST_LABEL, SeriesId};
@@ -49,13 +52,6 @@ pub struct IngestStats {
     pub new_series: u64,
 }
 
-/// A series' id and its head slot (in its host's shard).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SeriesRef {
-    id: SeriesId,
-    slot: u32,
-}
-
 /// Per-host ingest state.
 #[derive(Debug)]
 pub(super) struct HostState {
@@ -71,11 +67,10 @@ pub(super) struct HostState {
 struct HostIngest {
     cache: HashTable<(u128, SeriesRef)>,
     aligner: TimestampAligner,
-    /// Def id → series, for the batch being ingested (reused across batches).
-    refs: Vec<Option<SeriesRef>>,
-    /// Sparse fallback when def ids are not dense: (def id, series), sorted once filled.
-    sparse: Vec<(u32, Option<SeriesRef>)>,
-    sparse_sorted: bool,
+    /// The last batch dictionary's ids → series (reused across batches).
+    defs: DefMap,
+    /// The name of the dictionary `defs` holds, when its agent named it.
+    held: Option<String>,
 }
 
 impl HostState {
@@ -141,15 +136,38 @@ fn check<S: AsRef<str>>(host: &str, batch: &SampleBatch<S>) -> Result<(), TsdbEr
             )));
         }
     }
+    check_timestamps(host, batch)
+}
+
+/// [`check`] for a batch whose dictionary was left out: `defined` are the held
+/// dictionary's ids (its series were checked when it came).
+fn check_elided<S: AsRef<str>>(
+    host: &str,
+    batch: &SampleBatch<S>,
+    defined: &[u32],
+) -> Result<(), TsdbError> {
+    batch
+        .validate_elided(defined)
+        .map_err(|source| TsdbError::InvalidBatch {
+            host: host.to_owned(),
+            source,
+        })?;
+    check_timestamps(host, batch)
+}
+
+fn check_timestamps<S>(host: &str, batch: &SampleBatch<S>) -> Result<(), TsdbError> {
     if let Some(round) = batch
         .rounds
         .iter()
         .find(|r| r.timestamp_unix_ms > MAX_TIMESTAMP_MS)
     {
-        return Err(refuse(format!(
-            "round seq {} has timestamp {} ms, after the year 9999",
-            round.seq, round.timestamp_unix_ms
-        )));
+        return Err(TsdbError::Refused {
+            host: host.to_owned(),
+            reason: format!(
+                "round seq {} has timestamp {} ms, after the year 9999",
+                round.seq, round.timestamp_unix_ms
+            ),
+        });
     }
     Ok(())
 }
@@ -184,12 +202,61 @@ impl Tsdb {
         host: &str,
         batch: &SampleBatch<S>,
     ) -> Result<IngestStats, TsdbError> {
-        check(host, batch)?;
+        self.ingest_with(host, batch, &Dictionary::Inline)
+    }
+
+    /// [`Tsdb::ingest`] of a batch whose dictionary is where `dictionary` says: a named
+    /// one is held for the host after the batch is stored; an elided one must be the one
+    /// held, and the batch's ids are read with it (no series decoded, hashed or looked
+    /// up). [`Tsdb::held_dictionary`] names the one held, for the next request.
+    ///
+    /// # Errors
+    /// Those of [`Tsdb::ingest`]; [`TsdbError::Refused`] for an elided dictionary that
+    /// is not the one held (nothing is held afterwards, so the next pull asks for the
+    /// whole dictionary).
+    pub fn ingest_with<S: AsRef<str>>(
+        &self,
+        host: &str,
+        batch: &SampleBatch<S>,
+        dictionary: &Dictionary,
+    ) -> Result<IngestStats, TsdbError> {
         let state = self.host_state(host);
         let mut guard = lock(&state.ingest);
         let ing = &mut *guard;
         let mut stats = IngestStats::default();
-        self.resolve(host, &state, ing, batch, &mut stats)?;
+        match dictionary {
+            Dictionary::Elided(name) => {
+                if ing.held.as_deref() != Some(name.as_str()) {
+                    ing.held = None;
+                    return Err(TsdbError::Refused {
+                        host: host.to_owned(),
+                        reason: format!(
+                            "the agent left out dictionary {name}, which this collector does not hold"
+                        ),
+                    });
+                }
+                check_elided(host, batch, ing.defs.ids())?;
+            }
+            Dictionary::Named(_) | Dictionary::Inline => {
+                check(host, batch)?;
+                // A batch with no series (no rounds) changes nothing: the held
+                // dictionary stays for the next pull.
+                if !batch.series.is_empty() {
+                    ing.held = None;
+                    self.resolve(
+                        host,
+                        &state,
+                        &mut ing.cache,
+                        &mut ing.defs,
+                        batch,
+                        &mut stats,
+                    )?;
+                    if let Dictionary::Named(name) = dictionary {
+                        ing.held = Some(name.clone());
+                    }
+                }
+            }
+        }
 
         let window = self.options.window_ms;
         let tolerance = self.options.tolerance_ms;
@@ -202,7 +269,7 @@ impl Tsdb {
                 // this shard, so every sample is either cut by it or sees the new floor.
                 let floor = self.floors.sealed_before.load(Ordering::Acquire);
                 for value in &round.values {
-                    let Some(r) = ing.lookup(value.series) else {
+                    let Some(r) = ing.defs.lookup(value.series) else {
                         stats.over_limit += 1;
                         continue;
                     };
@@ -259,11 +326,13 @@ impl Tsdb {
         let mut guard = lock(&state.ingest);
         let ing = &mut *guard;
         let mut stats = IngestStats::default();
-        self.resolve(host, &state, ing, &batch, &mut stats)?;
+        // A map of its own: the held batch dictionary's must stay as its name says.
+        let mut defs = DefMap::default();
+        self.resolve(host, &state, &mut ing.cache, &mut defs, &batch, &mut stats)?;
         let mut shard = self.head.lock(state.shard);
         let floor = self.floors.sealed_before.load(Ordering::Acquire);
         for (&(_, value), id) in values.iter().zip(0u32..) {
-            let Some(r) = ing.lookup(id) else {
+            let Some(r) = defs.lookup(id) else {
                 stats.over_limit += 1;
                 continue;
             };
@@ -278,6 +347,13 @@ impl Tsdb {
         drop(shard);
         self.counters.add_ingest(&stats);
         Ok(stats)
+    }
+
+    /// The name of the batch dictionary held for `host` (see [`Tsdb::ingest_with`]), to
+    /// send with the next pull.
+    pub fn held_dictionary(&self, host: &str) -> Option<String> {
+        let state = self.hosts_read().get(host).cloned()?;
+        lock(&state.ingest).held.clone()
     }
 
     /// [`Tsdb::append_local`] when it can finish without I/O: every named series of `host`
@@ -324,38 +400,30 @@ impl Tsdb {
         Some(stats)
     }
 
-    /// Fills `ing`'s def map for `batch`, resolving cache misses through the index.
+    /// Fills `defs` for `batch`, resolving `cache` misses through the index.
     fn resolve<S: AsRef<str>>(
         &self,
         host: &str,
         state: &HostState,
-        ing: &mut HostIngest,
+        cache: &mut HashTable<(u128, SeriesRef)>,
+        defs: &mut DefMap,
         batch: &SampleBatch<S>,
         stats: &mut IngestStats,
     ) -> Result<(), TsdbError> {
-        let max_id = batch.series.iter().map(|d| d.id).max().unwrap_or(0) as usize;
-        let dense = max_id < 2 * batch.series.len() + 1024;
-        ing.refs.clear();
-        ing.sparse.clear();
-        ing.sparse_sorted = false;
-        if dense {
-            ing.refs.resize(max_id + 1, None);
-        }
+        let max_id = batch.series.iter().map(|d| d.id).max().unwrap_or(0);
+        let dense = defs.reset(batch.series.len(), max_id);
         let mut misses: Vec<(usize, u128)> = Vec::new();
         for (i, def) in batch.series.iter().enumerate() {
             let key = self.cache_seeds.key(def);
-            let found = ing
-                .cache
-                .find(key as u64, |(k, _)| *k == key)
-                .map(|&(_, r)| r);
+            let found = cache.find(key as u64, |(k, _)| *k == key).map(|&(_, r)| r);
             if found.is_none() {
                 misses.push((i, key));
             }
-            ing.set(dense, def.id, found);
+            defs.set(dense, def.id, found);
+            defs.define(def.id);
         }
         if !dense {
-            ing.sparse.sort_unstable_by_key(|&(id, _)| id);
-            ing.sparse_sorted = true;
+            defs.seal();
         }
         if !misses.is_empty() {
             let labels: Vec<Labels> = misses
@@ -387,9 +455,8 @@ impl Tsdb {
                     id,
                     slot: shard.add(id, last),
                 };
-                ing.cache
-                    .insert_unique(key as u64, (key, r), |(k, _)| *k as u64);
-                ing.set(dense, batch.series[i].id, Some(r));
+                cache.insert_unique(key as u64, (key, r), |(k, _)| *k as u64);
+                defs.set(dense, batch.series[i].id, Some(r));
             }
         }
         Ok(())
@@ -416,32 +483,4 @@ impl Tsdb {
 /// Whether series `id` has a head slot (briefly locks the shard).
 fn lock_slot(tsdb: &Tsdb, shard: usize, id: SeriesId) -> Option<u32> {
     tsdb.head.lock(shard).slot(id)
-}
-
-impl HostIngest {
-    /// Maps def `def_id` to `r`. In sparse mode the first pass pushes and sorts; later
-    /// calls update in place.
-    fn set(&mut self, dense: bool, def_id: u32, r: Option<SeriesRef>) {
-        if dense {
-            if let Some(slot) = self.refs.get_mut(def_id as usize) {
-                *slot = r;
-            }
-            return;
-        }
-        match self.sparse.binary_search_by_key(&def_id, |&(id, _)| id) {
-            Ok(i) if self.sparse_sorted => self.sparse[i].1 = r,
-            _ => self.sparse.push((def_id, r)),
-        }
-    }
-
-    #[inline]
-    fn lookup(&self, def_id: u32) -> Option<SeriesRef> {
-        if !self.refs.is_empty() {
-            return self.refs.get(def_id as usize).copied().flatten();
-        }
-        self.sparse
-            .binary_search_by_key(&def_id, |&(id, _)| id)
-            .ok()
-            .and_then(|i| self.sparse[i].1)
-    }
 }

@@ -88,6 +88,7 @@ pub mod block;
 pub mod chunk;
 pub mod config;
 pub mod cursor;
+pub mod dictionary;
 pub mod downsample;
 pub mod encoding;
 pub mod error;
@@ -114,6 +115,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use muster_shared::store::{Store, StoreError, Tree};
 
 pub use config::{TsdbConfig, TsdbOptions};
+pub use dictionary::Dictionary;
 pub use error::TsdbError;
 pub use flush::FlushStats;
 pub use ingest::{IngestStats, stored_labels};

@@ -9,8 +9,23 @@
 //!
 //! A batch is self-contained: [`SampleBatch::series`] defines, once, every series id its
 //! rounds use, and ids mean nothing outside that batch. Labels therefore travel once per
-//! series per request, values as `(id, f64)` pairs; the collector keeps no dictionary state
-//! across requests, so a collector restart needs nothing but its cursor.
+//! series per request, values as `(id, f64)` pairs; a collector restart needs nothing but
+//! its cursor.
+//!
+//! # Dictionary elision
+//!
+//! A host's series rarely change, and the agent numbers a batch's ids in order of first
+//! use, so from one pull to the next the dictionary is usually the same, and decoding it
+//! was most of a steady-state pull's cost. So the agent names every binary batch's
+//! dictionary in the [`DICTIONARY_HEADER`] response header ([`dictionary_digest`]). A
+//! collector that still holds the dictionary it last stored for that host sends its name
+//! back in the same request header; when the new batch's dictionary has that name, the
+//! agent leaves `series` empty and says so in [`DICTIONARY_ELIDED_HEADER`], and the
+//! collector reads the ids with the dictionary it holds ([`SampleBatch::validate_elided`]).
+//! Headers, not fields, so the body keeps its shape and protocol version: an agent that
+//! does not know the header ignores it and sends the dictionary, and a collector that
+//! does not send it always gets one. A collector after a restart holds nothing and asks
+//! without the header.
 //!
 //! Rounds that left the agent's buffer (evicted by age or size) before the collector asked
 //! are reported as a [`Gap`], never silently skipped.
@@ -18,6 +33,29 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+
+/// `GET /v1/samples` request header: the digest of the dictionary the collector holds
+/// for this host; response header (binary answers): the digest of this batch's
+/// dictionary. See the module's "Dictionary elision".
+pub const DICTIONARY_HEADER: &str = "x-muster-dictionary";
+/// `GET /v1/samples` response header, `1` when the batch's `series` were left out
+/// because its dictionary's digest equals the request's [`DICTIONARY_HEADER`].
+pub const DICTIONARY_ELIDED_HEADER: &str = "x-muster-dictionary-elided";
+
+/// The digest naming a batch dictionary: the first 128 bits of the SHA-256 of its bincode
+/// encoding, as 32 lowercase hex digits. Equal dictionaries (ids, names, labels, order)
+/// have equal digests; only the agent that made a digest compares it, so it may change
+/// between versions.
+///
+/// # Errors
+/// [`crate::codec::CodecError::Encode`] when the dictionary cannot be encoded.
+pub fn dictionary_digest<S: Serialize>(
+    series: &[SeriesDef<S>],
+) -> Result<String, crate::codec::CodecError> {
+    let bytes = crate::codec::encode_value(series)?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    Ok(hex::encode(&digest.as_ref()[..16]))
+}
 
 /// Rounds per batch when the request gives no `max`.
 pub const DEFAULT_MAX_ROUNDS: u32 = 500;
@@ -188,6 +226,12 @@ pub enum BatchError {
         /// The undefined id.
         id: u32,
     },
+    /// The agent said it left the dictionary out, yet the batch carries series.
+    #[error("the dictionary was elided but the batch defines {count} series")]
+    ElidedWithSeries {
+        /// Series defined.
+        count: usize,
+    },
     /// A round carries two values for one series.
     #[error("round seq {seq} has two values for series id {id}")]
     DuplicateValue {
@@ -246,6 +290,46 @@ impl<S: AsRef<str>> SampleBatch<S> {
     /// Checks the invariants listed on [`SampleBatch`]; the first one broken is returned.
     /// Linear in the batch size.
     pub fn validate(&self) -> Result<(), BatchError> {
+        self.validate_bounds()?;
+        let mut ids = IdTable::for_ids(self.series.len(), self.series.iter().map(|d| d.id));
+        for def in &self.series {
+            if !ids.define(def.id) {
+                return Err(BatchError::DuplicateSeries { id: def.id });
+            }
+            if def
+                .labels
+                .windows(2)
+                .any(|p| p[0].name.as_ref() >= p[1].name.as_ref())
+            {
+                return Err(BatchError::UnsortedLabels { id: def.id });
+            }
+        }
+        self.validate_rounds(ids)
+    }
+
+    /// Checks a batch whose dictionary the agent left out (see "Dictionary elision"):
+    /// `series` must be empty, and `defined` (the ids of the dictionary the collector
+    /// holds) stands for it; every other invariant as [`SampleBatch::validate`].
+    ///
+    /// # Errors
+    /// [`BatchError::ElidedWithSeries`] when `series` is not empty, else the first
+    /// invariant broken.
+    pub fn validate_elided(&self, defined: &[u32]) -> Result<(), BatchError> {
+        if !self.series.is_empty() {
+            return Err(BatchError::ElidedWithSeries {
+                count: self.series.len(),
+            });
+        }
+        self.validate_bounds()?;
+        let mut ids = IdTable::for_ids(defined.len(), defined.iter().copied());
+        for &id in defined {
+            ids.define(id);
+        }
+        self.validate_rounds(ids)
+    }
+
+    /// Sequence numbers, cursor and gap.
+    fn validate_bounds(&self) -> Result<(), BatchError> {
         let bounds = match (self.rounds.first(), self.rounds.last()) {
             (Some(first), Some(last)) => (first.seq, last.seq),
             _ => (0, 0),
@@ -279,19 +363,11 @@ impl<S: AsRef<str>> SampleBatch<S> {
                 });
             }
         }
-        let mut ids = IdTable::for_defs(&self.series);
-        for def in &self.series {
-            if !ids.define(def.id) {
-                return Err(BatchError::DuplicateSeries { id: def.id });
-            }
-            if def
-                .labels
-                .windows(2)
-                .any(|p| p[0].name.as_ref() >= p[1].name.as_ref())
-            {
-                return Err(BatchError::UnsortedLabels { id: def.id });
-            }
-        }
+        Ok(())
+    }
+
+    /// The rounds' values against the defined `ids`.
+    fn validate_rounds(&self, mut ids: IdTable) -> Result<(), BatchError> {
         for (n, round) in self.rounds.iter().enumerate() {
             // Marks are 2 + the round's index: one table serves every round unchanged.
             let mark = u32::try_from(n).unwrap_or(u32::MAX - 2) + 2;
@@ -333,12 +409,12 @@ enum Mark {
 }
 
 impl IdTable {
-    fn for_defs<S>(defs: &[SeriesDef<S>]) -> Self {
-        let max = defs.iter().map(|d| d.id as usize).max().unwrap_or(0);
-        if max <= 4 * defs.len() + 1024 {
+    fn for_ids(count: usize, ids: impl Iterator<Item = u32>) -> Self {
+        let max = ids.map(|id| id as usize).max().unwrap_or(0);
+        if max <= 4 * count + 1024 {
             IdTable::Dense(vec![0; max + 1])
         } else {
-            IdTable::Sparse(HashMap::with_capacity(defs.len()))
+            IdTable::Sparse(HashMap::with_capacity(count))
         }
     }
 
@@ -550,6 +626,65 @@ mod tests {
         let mut broken = view.clone();
         broken.series[1].labels.reverse();
         assert_eq!(broken.validate(), Err(BatchError::UnsortedLabels { id: 1 }));
+    }
+
+    #[test]
+    fn elided_batches_are_checked_against_the_held_ids() {
+        let mut b = batch();
+        let defined: Vec<u32> = b.series.iter().map(|d| d.id).collect();
+        assert_eq!(
+            b.validate_elided(&defined),
+            Err(BatchError::ElidedWithSeries { count: 2 })
+        );
+        b.series.clear();
+        b.validate_elided(&defined).unwrap();
+        assert_eq!(
+            b.validate_elided(&[0]),
+            Err(BatchError::UndefinedSeries { seq: 11, id: 1 })
+        );
+        b.rounds[1].values.push(SeriesValue {
+            series: 0,
+            value: 1.0,
+        });
+        assert_eq!(
+            b.validate_elided(&defined),
+            Err(BatchError::DuplicateValue { seq: 12, id: 0 })
+        );
+        b.rounds[1].values.pop();
+        b.next_after = 1;
+        assert!(matches!(
+            b.validate_elided(&defined),
+            Err(BatchError::CursorBehind { .. })
+        ));
+    }
+
+    #[test]
+    fn dictionary_digest_names_the_content_whatever_the_string_type() {
+        let b = batch();
+        let digest = dictionary_digest(&b.series).unwrap();
+        assert_eq!(digest.len(), 32);
+        let borrowed: Vec<SeriesDef<&str>> = b
+            .series
+            .iter()
+            .map(|d| SeriesDef {
+                id: d.id,
+                metric: d.metric.as_str(),
+                labels: d
+                    .labels
+                    .iter()
+                    .map(|l| Label {
+                        name: l.name.as_str(),
+                        value: l.value.as_str(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        assert_eq!(dictionary_digest(&borrowed).unwrap(), digest);
+        let mut other = b.series.clone();
+        other[1].labels[1].value = "/home".to_owned();
+        assert_ne!(dictionary_digest(&other).unwrap(), digest);
+        other.swap(0, 1);
+        assert_ne!(dictionary_digest(&b.series[..1]).unwrap(), digest);
     }
 
     #[test]

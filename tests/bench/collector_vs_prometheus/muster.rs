@@ -131,11 +131,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<Figures> {
             ready_after.unwrap_or_default().as_secs_f64()
         ),
         format!(
-            "muster: scrapes ok={} failed={}, mean pull {:.1} ms, batches refused {}, duplicates {}, gap rounds {}; drained in {:.1} s",
+            "muster: scrapes ok={} failed={}, mean pull {:.1} ms, batches refused {}, dictionaries elided {}, duplicates {}, gap rounds {}; drained in {:.1} s",
             metric_with_label(&body, "muster_collector_scrapes_total", "success").unwrap_or(0.0),
             metric_with_label(&body, "muster_collector_scrapes_total", "failure").unwrap_or(0.0),
             mean_ms(&body, "muster_collector_scrape_duration_seconds"),
             metric_sum(&body, "muster_collector_batches_refused_total").unwrap_or(0.0),
+            metric_sum(&body, "muster_collector_dictionaries_elided_total").unwrap_or(0.0),
             metric_sum(&body, "muster_collector_samples_duplicate_total").unwrap_or(0.0),
             metric_sum(&body, "muster_collector_gap_rounds_total").unwrap_or(0.0),
             drained.as_secs_f64()

@@ -20,7 +20,10 @@ use axum::routing::get;
 use muster_shared::codec;
 use muster_shared::protocol::error::ErrorBody;
 use muster_shared::protocol::info::{AgentInfo, CAP_SAMPLES};
-use muster_shared::protocol::samples::{Gap, Round, SamplesQuery, SeriesDef, SeriesValue};
+use muster_shared::protocol::samples::{
+    DICTIONARY_ELIDED_HEADER, DICTIONARY_HEADER, Gap, Round, SamplesQuery, SeriesDef, SeriesValue,
+    dictionary_digest,
+};
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION};
 use serde::Serialize;
 
@@ -163,6 +166,10 @@ async fn samples(
         );
     };
     let json = accepts(&headers, "application/json");
+    let held = headers
+        .get(DICTIONARY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // Building and compressing a batch is CPU work: off the async workers, as the agent does.
     let answer = tokio::task::spawn_blocking(move || {
         let fleet = &state.fleet;
@@ -181,7 +188,7 @@ async fn samples(
                 if json {
                     axum::Json(&batch).into_response()
                 } else {
-                    frame(&batch)
+                    batch_frame(batch, held.as_deref())
                 }
             }
             Err(ahead) => {
@@ -212,6 +219,29 @@ fn frame<T: Serialize>(value: &T) -> Response {
         Ok(frame) => ([(header::CONTENT_TYPE, BATCH_MEDIA_TYPE)], frame).into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
+}
+
+/// A batch frame naming its dictionary, which is left out when the collector holds it, as
+/// the agent answers (`protocol::samples`, "Dictionary elision").
+fn batch_frame(mut batch: BatchRef<'_>, held: Option<&str>) -> Response {
+    let Ok(digest) = dictionary_digest(batch.series) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    };
+    let elided = !batch.series.is_empty() && held == Some(digest.as_str());
+    if elided {
+        batch.series = &[];
+    }
+    let mut response = frame(&batch);
+    if let Ok(value) = header::HeaderValue::from_str(&digest) {
+        response.headers_mut().insert(DICTIONARY_HEADER, value);
+    }
+    if elided {
+        response.headers_mut().insert(
+            DICTIONARY_ELIDED_HEADER,
+            header::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

@@ -163,6 +163,9 @@ impl Index {
         let mut log = self.lock_log();
         let mut next = self.next_id.load(Ordering::Acquire);
         let mut created: Vec<(usize, SeriesId)> = Vec::new();
+        // Labels created by this call: a host's first batch creates hundreds at once.
+        let mut fresh: std::collections::HashMap<&Labels, SeriesId> =
+            std::collections::HashMap::new();
         {
             let mem = self.read();
             let mut room = max_series.saturating_sub(mem.len());
@@ -175,7 +178,7 @@ impl Index {
                     continue;
                 }
                 // The same labels twice in one call: the first creation serves both.
-                if let Some(&(_, id)) = created.iter().find(|(j, _)| wanted[*j] == *labels) {
+                if let Some(&id) = fresh.get(labels) {
                     out[i] = Some(Resolved { id, created: false });
                     continue;
                 }
@@ -184,6 +187,7 @@ impl Index {
                 }
                 room -= 1;
                 created.push((i, next));
+                fresh.insert(labels, next);
                 out[i] = Some(Resolved {
                     id: next,
                     created: true,

@@ -210,7 +210,9 @@ fn local_series_sit_beside_the_hosts_own_without_moving_its_cursor() {
         None
     );
     assert_eq!(tsdb.append_local_cached("web2", t3, &[("up", 1.0)]), None);
-    let cached = tsdb.append_local_cached("web1", t3, &[("up", 1.0)]).unwrap();
+    let cached = tsdb
+        .append_local_cached("web1", t3, &[("up", 1.0)])
+        .unwrap();
     assert_eq!((cached.appended, cached.new_series), (1, 0));
     assert_eq!(
         tsdb.append_local_cached("web1", t3, &[("up", 1.0)])
@@ -245,5 +247,58 @@ fn local_series_sit_beside_the_hosts_own_without_moving_its_cursor() {
             .samples
             .len(),
         3
+    );
+}
+
+#[test]
+fn an_elided_dictionary_is_read_with_the_one_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let tsdb = open(dir.path(), options());
+    let agent = FakeAgent::new(7, 20, 6);
+    let named = Dictionary::Named("d1".to_owned());
+    assert_eq!(tsdb.held_dictionary("web1"), None);
+    tsdb.ingest_with("web1", &agent.batch(0, 2), &named)
+        .unwrap();
+    assert_eq!(tsdb.held_dictionary("web1").as_deref(), Some("d1"));
+
+    // The collector's own series resolve beside it without disturbing the held map.
+    tsdb.append_local("web1", agent.ts_of(2) + 1, &[("up", 1.0)])
+        .unwrap();
+
+    let mut elided = agent.batch(2, 2);
+    elided.series.clear();
+    let values: u64 = elided.rounds.iter().map(|r| r.values.len() as u64).sum();
+    assert!(values > 0);
+    let stats = tsdb
+        .ingest_with("web1", &elided, &Dictionary::Elided("d1".to_owned()))
+        .unwrap();
+    assert_eq!((stats.appended, stats.new_series), (values, 0));
+
+    // Ids the held dictionary does not define are refused, and nothing is stored.
+    let mut stray = agent.batch(4, 1);
+    stray.series.clear();
+    stray.rounds[0].values[0].series = 999;
+    assert!(matches!(
+        tsdb.ingest_with("web1", &stray, &Dictionary::Elided("d1".to_owned())),
+        Err(TsdbError::InvalidBatch { .. })
+    ));
+    // A dictionary it does not hold is refused, and forgotten: the next pull asks whole.
+    let mut unknown = agent.batch(4, 2);
+    unknown.series.clear();
+    assert!(matches!(
+        tsdb.ingest_with("web1", &unknown, &Dictionary::Elided("d2".to_owned())),
+        Err(TsdbError::Refused { .. })
+    ));
+    assert_eq!(tsdb.held_dictionary("web1"), None);
+    tsdb.ingest_with("web1", &agent.batch(4, 2), &Dictionary::Inline)
+        .unwrap();
+    assert_eq!(tsdb.held_dictionary("web1"), None);
+
+    assert_same(
+        stored(&tsdb, &host_is("web1"))
+            .into_iter()
+            .filter(|(labels, _)| labels.get("__name__") != Some("up"))
+            .collect(),
+        agent.expected("web1", 6),
     );
 }
