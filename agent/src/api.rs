@@ -23,7 +23,7 @@ use muster_shared::codec;
 use muster_shared::protocol::error::ErrorBody;
 use muster_shared::protocol::info::AgentInfo;
 use muster_shared::protocol::samples::{
-    DICTIONARY_ELIDED_HEADER, DICTIONARY_HEADER, SampleBatch, SamplesQuery, dictionary_digest,
+    DICTIONARY_HEADER, DictionaryAnswer, SampleBatch, SamplesQuery,
 };
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION};
 use muster_shared::serve::PeerInfo;
@@ -171,26 +171,16 @@ async fn samples(
 /// A batch in the binary codec with its dictionary's digest, the dictionary left out when
 /// the collector holds it already (`protocol::samples`, "Dictionary elision").
 fn encode_batch(mut batch: SampleBatch, held: Option<&str>) -> Response {
-    let digest = match dictionary_digest(&batch.series) {
-        Ok(digest) => digest,
+    let Ok(answer) = DictionaryAnswer::for_batch(&batch.series, held) else {
         // Unreachable for a batch the codec encodes; answer without naming it.
-        Err(_) => return encode_binary(&batch),
+        return encode_binary(&batch);
     };
-    let elided = !batch.series.is_empty() && held == Some(digest.as_str());
-    if elided {
+    if answer.elide {
         batch.series = Vec::new();
     }
     let mut response = encode_binary(&batch);
     if response.status().is_success() {
-        if let Ok(value) = header::HeaderValue::from_str(&digest) {
-            response.headers_mut().insert(DICTIONARY_HEADER, value);
-        }
-        if elided {
-            response.headers_mut().insert(
-                DICTIONARY_ELIDED_HEADER,
-                header::HeaderValue::from_static("1"),
-            );
-        }
+        answer.set_headers(response.headers_mut());
     }
     response
 }
@@ -251,6 +241,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 mod tests {
     use super::*;
     use axum::body::{Body, to_bytes};
+    use muster_shared::protocol::samples::{DICTIONARY_ELIDED_HEADER, dictionary_digest};
     use tower::ServiceExt;
 
     fn state(ready: bool) -> AgentState {

@@ -21,8 +21,7 @@ use muster_shared::codec;
 use muster_shared::protocol::error::ErrorBody;
 use muster_shared::protocol::info::{AgentInfo, CAP_SAMPLES};
 use muster_shared::protocol::samples::{
-    DICTIONARY_ELIDED_HEADER, DICTIONARY_HEADER, Gap, Round, SamplesQuery, SeriesDef, SeriesValue,
-    dictionary_digest,
+    DICTIONARY_HEADER, DictionaryAnswer, Gap, Round, SamplesQuery, SeriesDef, SeriesValue,
 };
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION};
 use serde::Serialize;
@@ -224,23 +223,14 @@ fn frame<T: Serialize>(value: &T) -> Response {
 /// A batch frame naming its dictionary, which is left out when the collector holds it, as
 /// the agent answers (`protocol::samples`, "Dictionary elision").
 fn batch_frame(mut batch: BatchRef<'_>, held: Option<&str>) -> Response {
-    let Ok(digest) = dictionary_digest(batch.series) else {
+    let Ok(answer) = DictionaryAnswer::for_batch(batch.series, held) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
     };
-    let elided = !batch.series.is_empty() && held == Some(digest.as_str());
-    if elided {
+    if answer.elide {
         batch.series = &[];
     }
     let mut response = frame(&batch);
-    if let Ok(value) = header::HeaderValue::from_str(&digest) {
-        response.headers_mut().insert(DICTIONARY_HEADER, value);
-    }
-    if elided {
-        response.headers_mut().insert(
-            DICTIONARY_ELIDED_HEADER,
-            header::HeaderValue::from_static("1"),
-        );
-    }
+    answer.set_headers(response.headers_mut());
     response
 }
 

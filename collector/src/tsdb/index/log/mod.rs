@@ -366,21 +366,35 @@ fn read_records(
     }
 }
 
-/// Whether bytes `from..to` of the file are all zero (a file grown by a crash before its
-/// data reached the disk).
-fn is_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<bool, SeriesLogError> {
+/// Reads bytes `from..to` of the file a buffer at a time, handing each piece and its
+/// offset to `visit`, until `visit` answers false; returns whether it read to `to`.
+fn read_blocks(
+    file: &File,
+    path: &Path,
+    from: u64,
+    to: u64,
+    mut visit: impl FnMut(&[u8], u64) -> Result<bool, SeriesLogError>,
+) -> Result<bool, SeriesLogError> {
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut at = from;
     while at < to {
         let n = usize::try_from(to - at).map_or(buf.len(), |n| n.min(buf.len()));
         file.read_exact_at(&mut buf[..n], at)
             .map_err(io_error("reading", path))?;
-        if buf[..n].iter().any(|&b| b != 0) {
+        if !visit(&buf[..n], at)? {
             return Ok(false);
         }
         at += n as u64;
     }
     Ok(true)
+}
+
+/// Whether bytes `from..to` of the file are all zero (a file grown by a crash before its
+/// data reached the disk).
+fn is_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<bool, SeriesLogError> {
+    read_blocks(file, path, from, to, |piece, _| {
+        Ok(piece.iter().all(|&b| b == 0))
+    })
 }
 
 /// Copies bytes `from..to` to `<path>.damaged-<from>` and fsyncs the copy; returns its
@@ -390,16 +404,11 @@ fn save_tail(file: &File, path: &Path, from: u64, to: u64) -> Result<PathBuf, Se
     name.push(format!(".damaged-{from}"));
     let copy_path = PathBuf::from(name);
     let copy = File::create(&copy_path).map_err(io_error("saving the damaged end of", path))?;
-    let mut buf = vec![0u8; READ_BUFFER_BYTES];
-    let mut at = from;
-    while at < to {
-        let n = usize::try_from(to - at).map_or(buf.len(), |n| n.min(buf.len()));
-        file.read_exact_at(&mut buf[..n], at)
-            .map_err(io_error("reading", path))?;
-        copy.write_all_at(&buf[..n], at - from)
+    read_blocks(file, path, from, to, |piece, at| {
+        copy.write_all_at(piece, at - from)
             .map_err(io_error("saving the damaged end of", path))?;
-        at += n as u64;
-    }
+        Ok(true)
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     copy.sync_all()
         .and_then(|()| File::open(dir)?.sync_all())
