@@ -229,9 +229,11 @@ impl AgentClient {
             Err(ScrapeError::Status(409)) => return Err(ScrapeError::CursorAhead { after }),
             other => other?,
         };
+        // A name is held per host and sent back: a sane one only (ours are 32 hex digits).
         let named = headers
             .get(DICTIONARY_HEADER)
             .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= MAX_DICTIONARY_NAME)
             .map(str::to_owned);
         let elided = headers.contains_key(DICTIONARY_ELIDED_HEADER);
         Ok(SamplesAnswer {
@@ -244,6 +246,10 @@ impl AgentClient {
         })
     }
 }
+
+/// The longest dictionary name taken from an agent; a longer one is ignored (the batch
+/// is then read as carrying its own dictionary, which it must).
+const MAX_DICTIONARY_NAME: usize = 128;
 
 /// A `GET /v1/samples` answer: the raw frame (decoded by the caller, off the runtime) and
 /// where its series dictionary is.
