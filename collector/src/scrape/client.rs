@@ -267,7 +267,11 @@ pub struct SamplesAnswer {
 /// # Errors
 /// [`ScrapeError::Decode`].
 pub fn open_batch(frame: &[u8]) -> Result<FramePayload<'_>, ScrapeError> {
-    Ok(codec::open_frame(frame, &Limits::DEFAULT, is_compatible)?)
+    Ok(codec::open_frame_reusing(
+        frame,
+        &Limits::DEFAULT,
+        is_compatible,
+    )?)
 }
 
 /// Decodes the batch in `payload`, its strings borrowed from it (no allocation per

@@ -1,20 +1,23 @@
-//! zstd contexts kept per thread, so a frame costs no context allocation.
+//! A zstd decompression context kept per thread, so a frame costs no context allocation.
 //!
-//! `zstd::bulk::{compress, decompress}` create and free a context on every call: for a
-//! decompression context that is one ~100 KiB allocation per frame, and at a collector's
-//! rate of pulls it made glibc consolidate its small blocks on every batch (12–16 % of the
-//! collector's CPU, docs/benchmarks.md). A context is reset by zstd at the start of each
-//! frame, so reuse carries nothing from one frame to the next. Threads are few (the async
-//! workers and a capped blocking pool), so the contexts are few too.
+//! `zstd::bulk::decompress` creates and frees a context on every call: one ~100 KiB
+//! allocation per frame, and at a collector's rate of pulls it made glibc consolidate its
+//! small blocks on every batch (12–16 % of the collector's CPU, docs/benchmarks.md). zstd
+//! resets a context at the start of each frame, so reuse carries nothing from one frame to
+//! the next. Threads are few (the async workers and a capped blocking pool), so the
+//! contexts are few too.
+//!
+//! Only [`super::open_frame_reusing`] uses it (the collector's pulls). Agents open a frame
+//! (a buffered round) now and then and compress one per pull: they keep a context per call,
+//! as a context kept on each of their threads would only hold memory.
 
 use std::cell::RefCell;
 use std::io;
 
-use zstd::bulk::{Compressor, Decompressor};
+use zstd::bulk::Decompressor;
 
 thread_local! {
     static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
-    static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
 }
 
 /// Decompresses `data`, which must decode to at most `capacity` bytes (more is an error,
@@ -40,32 +43,12 @@ pub(super) fn decompress(data: &[u8], capacity: usize) -> io::Result<Vec<u8>> {
     })
 }
 
-/// Compresses `data` at `level` into one zstd frame.
-///
-/// # Errors
-/// zstd's error for an invalid level or no memory for a context.
-pub(super) fn compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
-    COMPRESSOR.with(|cell| {
-        let Ok(mut slot) = cell.try_borrow_mut() else {
-            return zstd::bulk::compress(data, level);
-        };
-        match slot.as_mut() {
-            Some(ctx) => ctx.set_compression_level(level)?,
-            None => *slot = Some(Compressor::new(level)?),
-        }
-        match slot.as_mut() {
-            Some(ctx) => ctx.compress(data),
-            None => zstd::bulk::compress(data, level),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn reused_contexts_round_trip_frames_of_any_level_and_size() {
+    fn a_reused_context_reads_frames_of_any_level_and_size() {
         let texts: Vec<Vec<u8>> = (0..6)
             .map(|n| {
                 (0..n * 5_000)
@@ -75,7 +58,7 @@ mod tests {
             .collect();
         for (n, text) in texts.iter().enumerate() {
             let level = [1, 3, 19, -5, 3, 9][n];
-            let packed = compress(text, level).unwrap();
+            let packed = zstd::bulk::compress(text, level).unwrap();
             assert_eq!(zstd::bulk::decompress(&packed, text.len()).unwrap(), *text);
             assert_eq!(decompress(&packed, text.len()).unwrap(), *text);
         }
@@ -83,7 +66,7 @@ mod tests {
 
     #[test]
     fn a_bad_frame_leaves_the_context_usable() {
-        let good = compress(b"hello hello hello hello", 3).unwrap();
+        let good = zstd::bulk::compress(b"hello hello hello hello", 3).unwrap();
         assert!(decompress(b"\x28\xb5\x2f\xfdgarbage", 100).is_err());
         assert!(decompress(&good, 4).is_err(), "capacity is a hard bound");
         assert_eq!(decompress(&good, 100).unwrap(), b"hello hello hello hello");

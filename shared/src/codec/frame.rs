@@ -124,7 +124,7 @@ pub fn encode_frame<T: Serialize + ?Sized>(
         limit: u64::from(u32::MAX),
     };
     let decoded_len = u32::try_from(plain.len()).map_err(|_| too_large(plain.len()))?;
-    let compressed = context::compress(&plain, level).map_err(CodecError::Compress)?;
+    let compressed = zstd::bulk::compress(&plain, level).map_err(CodecError::Compress)?;
     let (flags, payload) = if compressed.len() < plain.len() {
         (FLAG_ZSTD, compressed)
     } else {
@@ -194,9 +194,7 @@ impl FramePayload<'_> {
 /// `accept(version)` (usually [`crate::protocol::is_compatible`]), the flags, the declared
 /// frame length against `limits.max_frame_bytes` and against the bytes present, the declared
 /// decoded length against `limits.max_decoded_bytes`. Then it decompresses into a buffer of
-/// exactly the declared decoded length (more output is an error, not a reallocation), with
-/// a zstd context kept per thread: creating one per frame cost the collector a large
-/// allocation per pull (docs/benchmarks.md, where the collector's CPU goes).
+/// exactly the declared decoded length (more output is an error, not a reallocation).
 ///
 /// # Errors
 /// One [`CodecError`] variant per check above: `Truncated`, `BadMagic`,
@@ -206,6 +204,30 @@ pub fn open_frame<'a>(
     frame: &'a [u8],
     limits: &Limits,
     accept: impl Fn(u16) -> bool,
+) -> Result<FramePayload<'a>, CodecError> {
+    open_with(frame, limits, accept, zstd::bulk::decompress)
+}
+
+/// [`open_frame`] with a zstd context kept per thread, for a process that opens frames all
+/// the time (the collector, every pull): creating one per frame cost it a large allocation
+/// per pull (docs/benchmarks.md, where the collector's CPU goes). An agent opens a frame
+/// now and then and would only keep the context's memory on each of its threads.
+///
+/// # Errors
+/// Those of [`open_frame`].
+pub fn open_frame_reusing<'a>(
+    frame: &'a [u8],
+    limits: &Limits,
+    accept: impl Fn(u16) -> bool,
+) -> Result<FramePayload<'a>, CodecError> {
+    open_with(frame, limits, accept, context::decompress)
+}
+
+fn open_with<'a>(
+    frame: &'a [u8],
+    limits: &Limits,
+    accept: impl Fn(u16) -> bool,
+    decompress: fn(&[u8], usize) -> std::io::Result<Vec<u8>>,
 ) -> Result<FramePayload<'a>, CodecError> {
     let header = FrameHeader::parse(frame)?;
     if !accept(header.version) {
@@ -249,7 +271,7 @@ pub fn open_frame<'a>(
         });
     }
     let bytes = if header.is_compressed() {
-        let plain = context::decompress(payload, decoded_len).map_err(CodecError::Decompress)?;
+        let plain = decompress(payload, decoded_len).map_err(CodecError::Decompress)?;
         if plain.len() != decoded_len {
             return Err(CodecError::DecodedLengthMismatch {
                 declared: decoded_len,

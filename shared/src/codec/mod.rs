@@ -33,7 +33,8 @@ mod frame;
 mod value;
 
 pub use frame::{
-    FLAG_ZSTD, FrameHeader, FramePayload, HEADER_LEN, MAGIC, decode_frame, encode_frame, open_frame,
+    FLAG_ZSTD, FrameHeader, FramePayload, HEADER_LEN, MAGIC, decode_frame, encode_frame,
+    open_frame, open_frame_reusing,
 };
 pub use value::{MAX_VALUE_BYTES, decode_value, encode_value};
 
