@@ -5,7 +5,9 @@
 //!
 //! - frames for the wire ([`encode_frame`] / [`decode_frame`]): a 16-byte
 //!   [`FrameHeader`] (magic, protocol version, flags, lengths) then a payload that is bincode,
-//!   zstd-compressed when that makes it smaller;
+//!   zstd-compressed when that makes it smaller; [`open_frame`] (or
+//!   [`open_frame_reusing`], with a per-thread zstd context) checks and decompresses one,
+//!   and [`FramePayload::decode`] reads a value that may borrow its strings from it;
 //! - plain values for the store ([`encode_value`] / [`decode_value`]): bincode with
 //!   no header.
 //!
