@@ -174,7 +174,7 @@ impl AgentClient {
         url: &str,
         request_id: &str,
         dictionary: Option<&str>,
-    ) -> Result<(reqwest::header::HeaderMap, bytes::Bytes), ScrapeError> {
+    ) -> Result<(Dictionary, bytes::Bytes), ScrapeError> {
         let call = async {
             let mut request = self
                 .http
@@ -189,9 +189,9 @@ impl AgentClient {
             if !status.is_success() {
                 return Err(ScrapeError::Status(status.as_u16()));
             }
-            let headers = response.headers().clone();
+            let named = dictionary_of(response.headers());
             let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-            Ok((headers, body))
+            Ok((named, body))
         };
         tokio::time::timeout(self.timeout, call)
             .await
@@ -225,25 +225,27 @@ impl AgentClient {
         dictionary: Option<&str>,
     ) -> Result<SamplesAnswer, ScrapeError> {
         let url = format!("https://{address}/v1/samples?after={after}&max={max}");
-        let (headers, frame) = match self.get_frame(&url, request_id, dictionary).await {
+        let (dictionary, frame) = match self.get_frame(&url, request_id, dictionary).await {
             Err(ScrapeError::Status(409)) => return Err(ScrapeError::CursorAhead { after }),
             other => other?,
         };
-        // A name is held per host and sent back: a sane one only (ours are 32 hex digits).
-        let named = headers
-            .get(DICTIONARY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= MAX_DICTIONARY_NAME)
-            .map(str::to_owned);
-        let elided = headers.contains_key(DICTIONARY_ELIDED_HEADER);
-        Ok(SamplesAnswer {
-            frame,
-            dictionary: match (named, elided) {
-                (Some(digest), true) => Dictionary::Elided(digest),
-                (Some(digest), false) => Dictionary::Named(digest),
-                (None, _) => Dictionary::Inline,
-            },
-        })
+        Ok(SamplesAnswer { frame, dictionary })
+    }
+}
+
+/// What an answer's headers say of its batch dictionary.
+fn dictionary_of(headers: &reqwest::header::HeaderMap) -> Dictionary {
+    // A name is held per host and sent back: a sane one only (ours are 32 hex digits).
+    let named = headers
+        .get(DICTIONARY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_DICTIONARY_NAME)
+        .map(str::to_owned);
+    let elided = headers.contains_key(DICTIONARY_ELIDED_HEADER);
+    match (named, elided) {
+        (Some(digest), true) => Dictionary::Elided(digest),
+        (Some(digest), false) => Dictionary::Named(digest),
+        (None, _) => Dictionary::Inline,
     }
 }
 
