@@ -5,6 +5,7 @@
 //! its own metrics. Time series, alerts, deploys and backups arrive as later
 //! modules beside these.
 //!
+//! - [`alert`] — rules, alerts, routing, silences, receivers and the outbox.
 //! - [`config`] — `collector.toml`.
 //! - [`pki`] — the fleet CA and the collector's certificate on disk.
 //! - [`tokens`] — API tokens with roles, one-time enrollment tokens.
@@ -24,6 +25,7 @@
 //! - [`commands`] — `ca init`, `token create`.
 //! - [`dev`] — `muster-collector dev`.
 
+pub mod alert;
 pub mod api;
 pub mod commands;
 pub mod config;

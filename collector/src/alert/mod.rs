@@ -1,0 +1,24 @@
+//! Alerting: rules over the store become alerts, alerts become notifications, and
+//! notifications reach chat and Alertmanager even across outages.
+//!
+//! The flow (DESIGN.md §2, "Alerts"):
+//!
+//! ```text
+//! rules (TOML, hot reload) ──evaluate every interval──▶ alerts (inactive → pending → firing → resolved)
+//!   ──route by labels──▶ groups (group_wait / group_interval / repeat_interval)
+//!   ──silences, inhibition, quiet hours, escalation──▶ notifications
+//!   ──durable outbox (sled)──▶ receivers (Slack, Discord, Teams, Telegram, ntfy, webhook, Alertmanager)
+//! ```
+//!
+//! Each stage knows the one below it only through the types in [`model`]: the evaluator
+//! hands [`model::Alert`]s to the dispatcher, the dispatcher hands
+//! [`model::Notification`]s to the outbox, the outbox hands them to a receiver. Matchers
+//! ([`matcher`]) are shared by routes, silences and inhibition rules.
+//!
+//! - [`labels`] — label sets of alerts and their Alertmanager-compatible fingerprints.
+//! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
+//! - [`model`] — alerts and notifications, the types every stage shares.
+
+pub mod labels;
+pub mod matcher;
+pub mod model;
