@@ -335,20 +335,73 @@ fn tls_config(
     config: &RemoteWriteConfig,
     remote: &str,
 ) -> Result<rustls::ClientConfig, RemoteWriteError> {
+    client_tls(config.ca_file.as_deref(), config.url.is_https()).map_err(|err| match err {
+        ClientTlsError::CaFile { path, reason } => RemoteWriteError::CaFile {
+            remote: remote.to_owned(),
+            path,
+            reason,
+        },
+        ClientTlsError::NoSystemRoots => RemoteWriteError::NoSystemRoots {
+            remote: remote.to_owned(),
+        },
+        ClientTlsError::Provider { reason } => RemoteWriteError::Client {
+            remote: remote.to_owned(),
+            reason,
+        },
+    })
+}
+
+/// Why [`client_tls`] could not build a TLS client configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientTlsError {
+    /// The CA file (or the system bundle) could not be read or parsed.
+    #[error("CA certificates {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// `https` without a CA file, and no system CA bundle found.
+    #[error(
+        "no ca_file given and no system CA bundle found \
+         (/etc/ssl/certs/ca-certificates.crt, /etc/pki/tls/certs/ca-bundle.crt)"
+    )]
+    NoSystemRoots,
+    /// rustls refused the protocol versions (does not happen with the ring provider).
+    #[error("{reason}")]
+    Provider {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The TLS configuration of an outgoing HTTP client (remote write, alert receivers):
+/// rustls with the ring provider, ALPN h2 and http/1.1, roots from `ca_file` (PEM) when
+/// given, else for `https` the system's bundle (`/etc/ssl/certs/ca-certificates.crt` or
+/// `/etc/pki/tls/certs/ca-bundle.crt`). Without `ca_file` and `https`, the root store is
+/// empty: a plain `http` client never handshakes. Reads files: blocking I/O, once at start.
+///
+/// # Errors
+/// [`ClientTlsError`] naming the file at fault, or the missing system bundle.
+pub fn client_tls(
+    ca_file: Option<&Path>,
+    https: bool,
+) -> Result<rustls::ClientConfig, ClientTlsError> {
     let mut roots = rustls::RootCertStore::empty();
-    let ca_err = |path: &Path, reason: String| RemoteWriteError::CaFile {
-        remote: remote.to_owned(),
+    let ca_err = |path: &Path, reason: String| ClientTlsError::CaFile {
         path: path.to_owned(),
         reason,
     };
-    if let Some(path) = &config.ca_file {
+    if let Some(path) = ca_file {
         let pem = std::fs::read_to_string(path).map_err(|e| ca_err(path, e.to_string()))?;
         let certs =
             muster_shared::tls::parse_certs(&pem).map_err(|e| ca_err(path, e.to_string()))?;
         for cert in certs {
             roots.add(cert).map_err(|e| ca_err(path, e.to_string()))?;
         }
-    } else if config.url.is_https() {
+    } else if https {
         let (path, pem) = SYSTEM_CA_BUNDLES
             .iter()
             .find_map(|p| {
@@ -356,9 +409,7 @@ fn tls_config(
                     .ok()
                     .map(|pem| (PathBuf::from(p), pem))
             })
-            .ok_or_else(|| RemoteWriteError::NoSystemRoots {
-                remote: remote.to_owned(),
-            })?;
+            .ok_or(ClientTlsError::NoSystemRoots)?;
         let certs =
             muster_shared::tls::parse_certs(&pem).map_err(|e| ca_err(&path, e.to_string()))?;
         let (added, _ignored) = roots.add_parsable_certificates(certs);
@@ -369,8 +420,7 @@ fn tls_config(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| RemoteWriteError::Client {
-            remote: remote.to_owned(),
+        .map_err(|e| ClientTlsError::Provider {
             reason: e.to_string(),
         })?
         .with_root_certificates(roots)

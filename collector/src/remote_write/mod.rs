@@ -44,7 +44,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use client::{SendError, status_is_retryable};
+pub use client::{ClientTlsError, SendError, client_tls, status_is_retryable};
 pub use config::RemoteWriteConfig;
 pub use encode::{decode_body, user_agent};
 pub use metrics::{REASONS, RESULTS};
