@@ -18,7 +18,10 @@
 //! - [`labels`] — label sets of alerts and their Alertmanager-compatible fingerprints.
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
 //! - [`model`] — alerts and notifications, the types every stage shares.
+//! - [`notify`] — receivers: Slack, Mattermost, Rocket.Chat, Discord, Teams, Telegram, ntfy,
+//!   Alertmanager's webhook v4 and Alertmanager's API v2, one file each.
 
 pub mod labels;
 pub mod matcher;
 pub mod model;
+pub mod notify;
