@@ -20,8 +20,10 @@
 //! - [`model`] — alerts and notifications, the types every stage shares.
 //! - [`notify`] — receivers: Slack, Mattermost, Rocket.Chat, Discord, Teams, Telegram, ntfy,
 //!   Alertmanager's webhook v4 and Alertmanager's API v2, one file each.
+//! - [`outbox`] — the durable outbox in sled: delivery with retries, backoff and dead letters.
 
 pub mod labels;
 pub mod matcher;
 pub mod model;
 pub mod notify;
+pub mod outbox;

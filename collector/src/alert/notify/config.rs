@@ -420,8 +420,11 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let c = &parse("[[receivers]]\nname = \"a\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T/B/X\"\n")
-            .unwrap()[0];
+        let c = &parse(
+            "[[receivers]]\nname = \"a\"\nkind = \"slack\"\n\
+             url = \"https://hooks.slack.com/services/T/B/X\"\n",
+        )
+        .unwrap()[0];
         assert!(c.send_resolved);
         assert_eq!(c.max_alerts, 0);
         assert_eq!(c.timeout.get(), std::time::Duration::from_secs(10));
