@@ -323,16 +323,19 @@ impl HttpSender {
         if err.is_timeout() {
             return self.timeout_error();
         }
-        NotifyError::retryable(
-            FailureReason::Network,
-            self.secrets.scrub(&format!(
-                "{} receiver {:?}: {}",
-                self.kind.as_str(),
-                self.receiver,
-                error_chain(&err.without_url())
-            )),
-            None,
-        )
+        let builder = err.is_builder();
+        let text = self.secrets.scrub(&format!(
+            "{} receiver {:?}: {}",
+            self.kind.as_str(),
+            self.receiver,
+            error_chain(&err.without_url())
+        ));
+        if builder {
+            // The request itself could not be made (a header value HTTP cannot carry):
+            // sending it again would fail the same way.
+            return NotifyError::permanent(FailureReason::RejectedBody, text);
+        }
+        NotifyError::retryable(FailureReason::Network, text, None)
     }
 
     fn timeout_error(&self) -> NotifyError {
@@ -359,4 +362,55 @@ async fn read_limited(mut response: reqwest::Response) -> Bytes {
     }
     body.truncate(ANSWER_LIMIT);
     Bytes::from(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::alert::notify::testkit::{self, Expect, TestServer, reply};
+
+    fn sender(url: &Url, timeout: Duration) -> HttpSender {
+        let mut config = ReceiverConfig::new("hook", ReceiverKind::Webhook);
+        config.timeout = muster_shared::config::Duration(timeout);
+        HttpSender::new(&config, url, Secrets::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_is_a_retryable_timeout() {
+        let server = TestServer::start(testkit::Reply {
+            delay: Duration::from_secs(2),
+            ..reply(200, "")
+        })
+        .await;
+        let url = Url::parse(&server.url("/hook")).unwrap();
+        let http = sender(&url, Duration::from_millis(100));
+        let err = http.execute(http.post(&url)).await.unwrap_err();
+        Expect::retry(FailureReason::Timeout).check(&err);
+        assert!(err.message.contains("no answer within 100ms"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_made_is_permanent() {
+        let url = Url::parse("http://127.0.0.1:1/hook").unwrap();
+        let http = sender(&url, Duration::from_secs(1));
+        let err = http
+            .execute(http.post(&url).header("Title", "line\nbreak"))
+            .await
+            .unwrap_err();
+        Expect::permanent(FailureReason::RejectedBody).check(&err);
+    }
+
+    #[test]
+    fn excerpts_are_short_single_lines() {
+        let url = Url::parse("http://127.0.0.1:1/hook").unwrap();
+        let http = sender(&url, Duration::from_secs(1));
+        assert_eq!(http.excerpt(b"  \n"), "(empty body)");
+        assert_eq!(http.excerpt(b"bad\r\nthing"), "bad  thing");
+        let long = "x".repeat(1000);
+        let excerpt = http.excerpt(long.as_bytes());
+        assert_eq!(excerpt.chars().count(), EXCERPT_CHARS + 1);
+        assert!(excerpt.ends_with('…'));
+    }
 }

@@ -33,6 +33,8 @@ pub struct Reply {
     pub body: String,
     /// Answer with the request's path and query as the body (to prove it is scrubbed).
     pub echo_path: bool,
+    /// Answer only after this long.
+    pub delay: Duration,
 }
 
 /// A reply with `status` and `body`.
@@ -42,6 +44,7 @@ pub fn reply(status: u16, body: &str) -> Reply {
         headers: Vec::new(),
         body: body.to_owned(),
         echo_path: false,
+        delay: Duration::ZERO,
     }
 }
 
@@ -150,6 +153,7 @@ async fn answer(State(state): State<Arc<ServerState>>, request: AxumRequest) -> 
         headers: parts.headers,
         body,
     });
+    tokio::time::sleep(reply.delay).await;
     let body = if reply.echo_path { path } else { reply.body };
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), body).into_response();
     for (name, value) in &reply.headers {

@@ -13,8 +13,7 @@ use muster_shared::store::StoreError;
 use tokio_util::sync::CancellationToken;
 
 use super::{EntryState, Outbox, OutboxEntry, OutboxError, lock, unknown_receiver_text};
-use crate::alert::notify::FailureReason;
-use crate::alert::notify::{NotifyError, Receiver, Sent};
+use crate::alert::notify::{FailureReason, NotifyError, Receiver, Sent};
 
 /// How often the janitor runs after its first run at start.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
@@ -110,9 +109,13 @@ async fn next_due(
         let entry = match blocking(outbox, move |o| o.tree.get(&id)).await {
             Ok(Some(entry)) if entry.state == EntryState::Pending => entry,
             Ok(_) => {
-                // The index and the tree disagree (cannot happen while every write goes
-                // through the outbox): trust the tree.
-                outbox.indexed(|index| index.remove(id, receiver));
+                // Deleted or dead-lettered between the two reads: bring the index in line
+                // with the tree (under the writer's lock) and look again.
+                let owner = receiver.to_owned();
+                if let Err(err) = blocking(outbox, move |o| o.resync(id, &owner)).await {
+                    tracing::error!(receiver, id, error = %err, "outbox could not re-read a notification");
+                    sleep_or_cancel(STORE_RETRY, shutdown).await?;
+                }
                 continue;
             }
             Err(err) => {
@@ -223,6 +226,16 @@ fn random_fraction() -> f64 {
 }
 
 impl Outbox {
+    /// Makes the index say what the tree says about entry `id` of `receiver`. Blocking.
+    fn resync(&self, id: u64, receiver: &str) -> Result<(), StoreError> {
+        let _writer = lock(&self.writer);
+        match self.tree.get(&id)? {
+            Some(entry) => self.indexed(|index| index.insert(&entry)),
+            None => self.indexed(|index| index.remove(id, receiver)),
+        }
+        Ok(())
+    }
+
     /// Dead-letters pending entries of receivers not configured, and drops dead letters
     /// past their retention. Returns how many of each. Blocking.
     fn sweep(&self) -> Result<(usize, usize), StoreError> {
@@ -264,13 +277,13 @@ impl Outbox {
             }
         }
         self.tree.apply(batch)?;
-        self.store.flush()?;
         self.indexed(|index| {
             dead.iter().for_each(|e| index.insert(e));
             dropped
                 .iter()
                 .for_each(|e| index.remove(e.id, e.receiver()));
         });
+        self.store.flush()?;
         for entry in &dead {
             tracing::error!(
                 receiver = %entry.receiver(),

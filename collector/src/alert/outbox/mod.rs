@@ -314,9 +314,9 @@ impl Outbox {
         entry.next_attempt_ms = now;
         entry.dead_at_ms = None;
         self.tree.insert(&id, &entry)?;
-        self.store.flush()?;
         self.indexed(|index| index.insert(&entry));
         self.wake(entry.receiver());
+        self.store.flush()?;
         tracing::info!(receiver = %entry.receiver(), id, "dead letter put back for delivery");
         Ok(entry)
     }
@@ -330,9 +330,9 @@ impl Outbox {
         let Some(entry) = self.tree.remove(&id)? else {
             return Ok(false);
         };
-        self.store.flush()?;
         self.indexed(|index| index.remove(id, entry.receiver()));
         self.wake(entry.receiver());
+        self.store.flush()?;
         Ok(true)
     }
 

@@ -8,8 +8,9 @@
 //!
 //! The [`Index`] mirrors the tree in memory (ids by receiver for pending entries, dead
 //! letters with their time), so a worker finds its next entry without scanning, and the
-//! entry gauge is a count. It is built from the tree at open and changed only after the
-//! tree was.
+//! entry gauge is a count. It is built from the tree at open; afterwards every write to
+//! the tree is followed by the same change to the index, under the outbox's writer lock
+//! (before the flush, so a failed flush leaves them agreeing).
 
 use std::collections::{BTreeMap, BTreeSet};
 
