@@ -113,7 +113,12 @@ async fn next_due(
                 // with the tree (under the writer's lock) and look again.
                 let owner = receiver.to_owned();
                 if let Err(err) = blocking(outbox, move |o| o.resync(id, &owner)).await {
-                    tracing::error!(receiver, id, error = %err, "outbox could not re-read a notification");
+                    tracing::error!(
+                        receiver,
+                        id,
+                        error = %err,
+                        "outbox could not re-read a notification"
+                    );
                     sleep_or_cancel(STORE_RETRY, shutdown).await?;
                 }
                 continue;
