@@ -252,10 +252,11 @@ impl ReceiverConfig {
             .collect()
     }
 
-    /// Every rule this entry breaks, each naming its key as `receivers[<index>].<key>`.
-    /// Empty when the entry is valid. Never repeats a secret.
-    pub fn problems(&self, index: usize) -> Vec<String> {
-        let key = |k: &str| format!("receivers[{index}].{k}");
+    /// Every rule this entry breaks, each naming its key as `<at>.<key>` (`at` is where the
+    /// entry is, e.g. `alerting.receivers[2]`). Empty when the entry is valid. Never
+    /// repeats a secret.
+    pub fn problems(&self, at: &str) -> Vec<String> {
+        let key = |k: &str| format!("{at}.{k}");
         let mut problems = Vec::new();
         if self.name.trim().is_empty() {
             problems.push(format!("{} must not be empty", key("name")));
@@ -301,7 +302,7 @@ impl ReceiverConfig {
             ReceiverKind::Telegram => {
                 if self.bot_token.is_some() == self.bot_token_file.is_some() {
                     problems.push(format!(
-                        "receivers[{index}] needs exactly one of bot_token and bot_token_file"
+                        "{at} needs exactly one of bot_token and bot_token_file"
                     ));
                 }
                 match &self.chat_id {
@@ -372,18 +373,19 @@ impl ReceiverConfig {
     }
 }
 
-/// The problems of every entry, and names used twice.
-pub fn problems(configs: &[ReceiverConfig]) -> Vec<String> {
+/// The problems of every entry of the list at `prefix` (e.g. `alerting.receivers`), and
+/// names used twice.
+pub fn problems(prefix: &str, configs: &[ReceiverConfig]) -> Vec<String> {
     let mut problems: Vec<String> = configs
         .iter()
         .enumerate()
-        .flat_map(|(index, c)| c.problems(index))
+        .flat_map(|(index, c)| c.problems(&format!("{prefix}[{index}]")))
         .collect();
     let mut seen = BTreeSet::new();
     for (index, c) in configs.iter().enumerate() {
         if !seen.insert(c.name.as_str()) {
             problems.push(format!(
-                "receivers[{index}].name {:?} is used by an earlier receiver; names must be unique",
+                "{prefix}[{index}].name {:?} is used by an earlier receiver; names must be unique",
                 c.name
             ));
         }
@@ -429,7 +431,7 @@ mod tests {
         assert_eq!(c.max_alerts, 0);
         assert_eq!(c.timeout.get(), std::time::Duration::from_secs(10));
         assert_eq!(c.lease(), std::time::Duration::from_secs(240));
-        assert!(c.problems(0).is_empty(), "{:?}", c.problems(0));
+        assert!(c.problems("r").is_empty(), "{:?}", c.problems("r"));
     }
 
     #[test]
@@ -482,7 +484,7 @@ kind = "ntfy"
 "#,
         )
         .unwrap();
-        let text = problems(&configs).join("\n");
+        let text = problems("receivers", &configs).join("\n");
         for expected in [
             "receivers[0].url: must be http or https",
             "receivers[0].bot_token does not apply to kind \"slack\"",
@@ -518,7 +520,8 @@ kind = "ntfy"
         .unwrap();
         assert_eq!(configs[0].chat_id, Some(ChatId::Id(-100_123)));
         assert_eq!(configs[1].chat_id, Some(ChatId::Name("@alerts".into())));
-        assert!(problems(&configs).is_empty(), "{:?}", problems(&configs));
+        let found = problems("receivers", &configs);
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

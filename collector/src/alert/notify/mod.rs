@@ -150,7 +150,7 @@ impl Receiver {
     /// [`ReceiverError::Invalid`] listing every problem of the entry; the others name the
     /// file or setting at fault.
     pub fn build(config: &ReceiverConfig) -> Result<Self, ReceiverError> {
-        let problems = config.problems(0);
+        let problems = config.problems(&format!("receivers[{:?}]", config.name));
         if !problems.is_empty() {
             return Err(ReceiverError::Invalid { problems });
         }
@@ -224,13 +224,14 @@ impl Receiver {
 }
 
 /// Every receiver of `configs`, in order. Checks all entries first (names unique, keys per
-/// kind), then builds each.
+/// kind; problems name keys as `receivers[<index>].<key>`: check with
+/// [`config::problems`] at load for the file's own prefix), then builds each.
 ///
 /// # Errors
 /// [`ReceiverError::Invalid`] listing every problem of every entry, or the first entry
 /// that could not be built.
 pub fn build_all(configs: &[ReceiverConfig]) -> Result<Vec<Receiver>, ReceiverError> {
-    let problems = config::problems(configs);
+    let problems = config::problems("receivers", configs);
     if !problems.is_empty() {
         return Err(ReceiverError::Invalid { problems });
     }
