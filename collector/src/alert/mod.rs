@@ -15,10 +15,12 @@
 //! [`model::Notification`]s to the outbox, the outbox hands them to a receiver. Matchers
 //! ([`matcher`]) are shared by routes, silences and inhibition rules.
 //!
+//! - [`history`] — alert episodes that ended, for the API's history search.
 //! - [`labels`] — label sets of alerts and their Alertmanager-compatible fingerprints.
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
 //! - [`model`] — alerts and notifications, the types every stage shares.
 
+pub mod history;
 pub mod labels;
 pub mod matcher;
 pub mod model;
