@@ -11,6 +11,7 @@
 //! - [`api`] — the routes the collector calls.
 //! - [`run`] — `muster-agent run`, the server's lifecycle.
 //! - [`enroll`] — `muster-agent enroll`, key pair + CSR + pinned collector.
+//! - [`urgent`] — rounds the collector should pull at once, and their waiters.
 //! - [`memory`] — keeping resident memory near the live heap (glibc).
 
 pub mod api;
@@ -20,3 +21,4 @@ pub mod enroll;
 pub mod memory;
 pub mod run;
 pub mod sample;
+pub mod urgent;

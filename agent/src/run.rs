@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use muster_shared::protocol::PROTOCOL_VERSION;
-use muster_shared::protocol::info::{AgentInfo, CAP_SAMPLES};
+use muster_shared::protocol::info::{AgentInfo, CAP_SAMPLES, CAP_URGENT};
 use muster_shared::serve::{ServeOptions, serve};
 use muster_shared::store::{Store, StoreOptions};
 use muster_shared::tls::{Identity, PeerPolicy, Role, server_config};
@@ -31,6 +31,7 @@ use crate::sample::exposition::Exposition;
 use crate::sample::process::ProcessSampler;
 use crate::sample::scheduler::{ScheduleOptions, Scheduler};
 use crate::sample::{container, host};
+use crate::urgent::UrgentRounds;
 
 /// How long shutdown waits for sampling and the metrics listener.
 const TASK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -144,18 +145,29 @@ pub async fn run(
         None => None,
     };
 
+    let urgent = Arc::new(UrgentRounds::new());
+    {
+        // Long polls end with the agent: graceful shutdown waits for open requests.
+        let urgent = urgent.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            urgent.close();
+        });
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let state = AgentState {
         info: Arc::new(AgentInfo {
             host_id: host_id.clone(),
             agent_version: muster_shared::version::VERSION.to_owned(),
             protocol_version: PROTOCOL_VERSION,
-            capabilities: vec![CAP_SAMPLES.to_owned()],
+            capabilities: vec![CAP_SAMPLES.to_owned(), CAP_URGENT.to_owned()],
             started_at_unix_ms: unix_ms(),
         }),
         ready: ready.clone(),
         buffer: buffer.clone(),
         exposition,
+        urgent,
     };
     let server = serve(
         listener,
