@@ -24,3 +24,5 @@ pub mod history;
 pub mod labels;
 pub mod matcher;
 pub mod model;
+pub mod quiet;
+pub mod route;
