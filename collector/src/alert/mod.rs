@@ -20,9 +20,12 @@
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
 //! - [`model`] — alerts and notifications, the types every stage shares.
 
+pub mod ack;
 pub mod history;
+pub mod inhibit;
 pub mod labels;
 pub mod matcher;
 pub mod model;
 pub mod quiet;
 pub mod route;
+pub mod silence;
