@@ -291,7 +291,7 @@ mod tests {
         let ack = acks
             .acknowledge(&firing, "ana", "on it", None, 100)
             .unwrap();
-        assert_eq!(acks.list().unwrap(), [ack.clone()]);
+        assert_eq!(acks.list().unwrap(), std::slice::from_ref(&ack));
         assert_eq!(acks.remove(firing.fingerprint()).unwrap(), Some(ack));
         assert!(acks.list().unwrap().is_empty());
     }

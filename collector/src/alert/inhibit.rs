@@ -227,7 +227,7 @@ mod tests {
             ("built-in off", Inhibitor::new(&[], false), &disk_web1, None),
             (
                 "missing equals empty",
-                Inhibitor::new(&[severity.clone()], false),
+                Inhibitor::new(std::slice::from_ref(&severity), false),
                 &warn_nozone,
                 Some(&crit),
             ),

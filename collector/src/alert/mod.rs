@@ -19,8 +19,15 @@
 //! - [`labels`] — label sets of alerts and their Alertmanager-compatible fingerprints.
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
 //! - [`model`] — alerts and notifications, the types every stage shares.
+//! - [`route`] — the routing tree: matchers to receivers, grouping and timing parameters.
+//! - [`dispatch`] — aggregation groups, their timers, muting and the notification log.
+//! - [`silence`] — silences and their store.
+//! - [`inhibit`] — inhibition rules, the built-in `HostDown` rule among them.
+//! - [`ack`] — acknowledgements and their store.
+//! - [`quiet`] — quiet hours per receiver.
 
 pub mod ack;
+pub mod dispatch;
 pub mod history;
 pub mod inhibit;
 pub mod labels;

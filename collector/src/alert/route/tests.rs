@@ -55,10 +55,17 @@ matchers = ["service=~\"web|db\""]
 receiver = "ops"
 "#;
 
+/// Name, the alert's labels, the receivers it reaches.
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
 #[test]
 fn routes_like_alertmanager() {
     let route = compile(TREE);
-    let cases: [(&str, &[(&str, &str)], &[&str]); 7] = [
+    let cases: [Case; 7] = [
         (
             "no child matches: the root",
             &[("service", "mail")],

@@ -116,7 +116,7 @@ fn states_follow_the_clock_and_a_past_start_is_now() {
         .into_iter()
         .map(|s| s.id)
         .collect();
-    assert_eq!(active, [later.id.clone()]);
+    assert_eq!(active, std::slice::from_ref(&later.id));
 }
 
 #[test]
@@ -275,7 +275,10 @@ fn list_filters_by_state_and_matchers_and_sorts_like_alertmanager() {
             .map(|s| s.id)
             .collect()
     };
-    assert_eq!(ids(SilenceFilter::default()), [&b.id, &a.id, &c.id, &d.id].map(String::clone));
+    assert_eq!(
+        ids(SilenceFilter::default()),
+        [&b.id, &a.id, &c.id, &d.id].map(String::clone)
+    );
     let active = SilenceFilter {
         states: vec![SilenceState::Active],
         ..Default::default()
@@ -323,7 +326,17 @@ fn silences_survive_a_reopen() {
         .unwrap();
     store.flush().unwrap();
     drop(store);
-    let store = Store::open(dir.path(), StoreOptions::collector()).unwrap();
+    // A child forked by a concurrent test may hold sled's lock for a moment (see
+    // dispatch's test kit): retry for up to 5 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let store = loop {
+        match Store::open(dir.path(), StoreOptions::collector()) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let again = SilenceStore::open(&store).unwrap();
     assert_eq!(again.get(&created.id).unwrap(), Some(created));
 }
