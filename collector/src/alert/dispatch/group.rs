@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use crate::alert::ack::Ack;
 use crate::alert::labels::{Fingerprint, LabelSet};
 use crate::alert::model::{Alert, AlertState, Notification, NotifiedAlert, NotifyStatus};
+use crate::alert::quiet::is_critical;
 
 use super::nflog::{Found, NflogEntry, NotificationLog, needs_update};
 use super::policy::ReceiverPolicy;
@@ -115,10 +116,11 @@ impl Group {
         nflog: &mut NotificationLog,
         external_url: &str,
     ) -> Flushed {
-        let quiet_until = policy
+        // The receiver's window and its end, if it is quiet now.
+        let quiet = policy
             .quiet_hours
             .as_ref()
-            .and_then(|q| q.quiet_until(now_ms));
+            .and_then(|q| q.quiet_until(now_ms).map(|until| (q, until)));
         let mut firing = Vec::new();
         let mut resolved = Vec::new();
         let mut held = BTreeSet::new();
@@ -126,12 +128,7 @@ impl Group {
             if mutes.inhibited.contains_key(fp) {
                 continue;
             }
-            if quiet_until.is_some()
-                && policy
-                    .quiet_hours
-                    .as_ref()
-                    .is_some_and(|q| q.holds(&alert.labels, now_ms))
-            {
+            if quiet.is_some_and(|(q, _)| !(q.allow_critical && is_critical(&alert.labels))) {
                 held.insert(*fp);
                 continue;
             }
@@ -187,7 +184,7 @@ impl Group {
         });
         self.flushed = true;
         self.next_flush_ms = now_ms.saturating_add(self.group_interval_ms);
-        if let Some(end) = quiet_until.filter(|_| !held.is_empty()) {
+        if let Some((_, end)) = quiet.filter(|_| !held.is_empty()) {
             self.next_flush_ms = self.next_flush_ms.min(end);
         }
         flushed

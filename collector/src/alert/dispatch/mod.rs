@@ -58,12 +58,15 @@ use self::nflog::NotificationLog;
 pub use self::nflog::{DEFAULT_RETENTION_MS, NflogEntry};
 pub use self::policy::ReceiverPolicy;
 use super::ack::{Ack, AckError, AckStore};
-use super::inhibit::Inhibitor;
+use super::inhibit::{self, InhibitRuleConfig, Inhibitor};
 use super::labels::Fingerprint;
 use super::matcher::all_match;
 use super::model::{Alert, AlertState, Notification};
-use super::route::{Route, RouteNode};
-use super::silence::{SilenceError, SilenceStore};
+use super::route::{Route, RouteConfig, RouteNode};
+use super::silence::{self, SilenceError, SilenceStore};
+
+/// How often the dispatcher removes old expired silences.
+const SILENCE_GC_INTERVAL_MS: u64 = 3_600_000;
 
 /// Everything the dispatcher is configured with; rebuilt by the server on a reload.
 #[derive(Debug, Clone)]
@@ -79,6 +82,49 @@ pub struct DispatchSettings {
     /// How long a notification log entry outlives its group, ms. Default
     /// [`DEFAULT_RETENTION_MS`] (5 days); keep it above the longest `repeat_interval`.
     pub nflog_retention_ms: u64,
+    /// How long an expired silence is kept, ms; the dispatcher removes older ones once
+    /// an hour. Default [`silence::DEFAULT_RETENTION_MS`] (5 days).
+    pub silence_retention_ms: u64,
+}
+
+impl DispatchSettings {
+    /// Checks and compiles the `[alerting]` parts the dispatcher takes: the route (its
+    /// receivers must be keys of `receivers`), the inhibition rules (after the built-in
+    /// host-down rule when `inhibit_host_down`) and each receiver's quiet hours. Retentions
+    /// take their defaults.
+    ///
+    /// # Errors
+    /// Every problem found, each naming its key (`alerting.route.routes[0].receiver`,
+    /// `alerting.inhibit_rules[1].equal`, `receivers.chat.quiet_hours`).
+    pub fn new(
+        route: &RouteConfig,
+        inhibit_rules: &[InhibitRuleConfig],
+        inhibit_host_down: bool,
+        receivers: HashMap<String, ReceiverPolicy>,
+        external_url: impl Into<String>,
+    ) -> Result<Self, Vec<String>> {
+        let mut names: Vec<&str> = receivers.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut problems = route.validate(&names);
+        problems.extend(inhibit::problems(inhibit_rules));
+        for name in &names {
+            if let Some(q) = receivers.get(*name).and_then(|p| p.quiet_hours.as_ref()) {
+                problems.extend(q.problems(&format!("receivers.{name}.quiet_hours")));
+            }
+        }
+        let compiled = Route::compile(route, &names);
+        match compiled {
+            Ok(route) if problems.is_empty() => Ok(Self {
+                route,
+                inhibitor: Inhibitor::new(inhibit_rules, inhibit_host_down),
+                receivers,
+                external_url: external_url.into(),
+                nflog_retention_ms: DEFAULT_RETENTION_MS,
+                silence_retention_ms: silence::DEFAULT_RETENTION_MS,
+            }),
+            _ => Err(problems),
+        }
+    }
 }
 
 /// Why a dispatch pass failed. Nothing was sent and no state changed; the next pass
@@ -120,6 +166,8 @@ pub struct Dispatcher {
     retired: HashMap<Fingerprint, u64>,
     marks: HashMap<Fingerprint, AlertMarks>,
     escalation_due_ms: Option<u64>,
+    /// When expired silences were last removed.
+    silence_gc_ms: Option<u64>,
 }
 
 impl Dispatcher {
@@ -138,6 +186,7 @@ impl Dispatcher {
             retired: HashMap::new(),
             marks: HashMap::new(),
             escalation_due_ms: None,
+            silence_gc_ms: None,
         })
     }
 
@@ -155,8 +204,8 @@ impl Dispatcher {
     /// put in the outbox, in group order; then call [`Self::commit`] (module docs).
     ///
     /// # Errors
-    /// [`DispatchError`] when silences or acknowledgements cannot be read; the pass did
-    /// nothing.
+    /// [`DispatchError`] when silences or acknowledgements cannot be read; no group
+    /// changed (lapsed acknowledgements may have been removed).
     pub fn process(
         &mut self,
         now_ms: u64,
@@ -215,6 +264,7 @@ impl Dispatcher {
             .collect();
         self.nflog
             .gc(now_ms, self.settings.nflog_retention_ms, &live);
+        self.collect_silences(now_ms);
         Ok(notifications)
     }
 
@@ -248,6 +298,26 @@ impl Dispatcher {
     /// How many aggregation groups are live (for metrics).
     pub fn group_count(&self) -> usize {
         self.groups.len()
+    }
+
+    /// Removes expired silences past their retention, once an hour. A failure is logged
+    /// and tried again at the next pass: it does not stop notifications.
+    fn collect_silences(&mut self, now_ms: u64) {
+        if self
+            .silence_gc_ms
+            .is_some_and(|last| now_ms < last.saturating_add(SILENCE_GC_INTERVAL_MS))
+        {
+            return;
+        }
+        match self.silences.gc(now_ms, self.settings.silence_retention_ms) {
+            Ok(removed) => {
+                self.silence_gc_ms = Some(now_ms);
+                if removed > 0 {
+                    tracing::info!(removed, "removed expired silences");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "removing expired silences failed"),
+        }
     }
 
     fn mark(

@@ -244,6 +244,7 @@ group_wait = "0s"
         receivers: HashMap::new(),
         external_url: "https://muster.example".to_owned(),
         nflog_retention_ms: DEFAULT_RETENTION_MS,
+        silence_retention_ms: crate::alert::silence::DEFAULT_RETENTION_MS,
     };
     let mut dispatcher = Dispatcher::open(&store, settings).unwrap();
     let mut alert = new_alert("HostDown/web1/critical", 1_000);

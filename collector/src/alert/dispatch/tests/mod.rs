@@ -8,6 +8,7 @@ mod escalation;
 mod grouping;
 mod mutes;
 mod restart;
+mod settings;
 
 use std::collections::BTreeMap;
 
@@ -83,6 +84,7 @@ impl Kit {
                 .collect(),
             external_url: "http://muster.example".to_owned(),
             nflog_retention_ms: DEFAULT_RETENTION_MS,
+            silence_retention_ms: crate::alert::silence::DEFAULT_RETENTION_MS,
         };
         let dispatcher = Dispatcher::open(&store, settings.clone()).unwrap();
         Self {
