@@ -38,7 +38,13 @@
 //! `commit` (and let the next flush make the log durable). A crash before the outbox
 //! flush loses the pass but not the log's knowledge that nothing was sent, so the next
 //! run sends again; a crash between the outbox flush and the log's flush sends the same
-//! notification again after the restart: a duplicate, never a loss.
+//! notification again after the restart: a duplicate, never a loss. When the outbox write
+//! fails without a crash, [`Dispatcher::discard`] puts the dispatcher back where a restart
+//! would, so nothing is lost then either.
+//!
+//! The server's loop is therefore: `process` (at each evaluation and at `next_due_ms`),
+//! put the notifications in the outbox, flush the store, `commit`; on an outbox error,
+//! `discard`.
 //!
 //! Every method blocks on sled: the server calls them from `spawn_blocking`.
 
@@ -154,6 +160,42 @@ pub struct AlertMarks {
 }
 
 /// The dispatcher (see the module docs).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use muster_collector::alert::dispatch::{DispatchSettings, Dispatcher, ReceiverPolicy};
+/// use muster_collector::alert::model::{Alert, AlertState};
+/// use muster_collector::alert::route::RouteConfig;
+/// use muster_shared::store::{Store, StoreOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path(), StoreOptions::collector())?;
+/// let route = RouteConfig { receiver: Some("chat".into()), ..Default::default() };
+/// let receivers = HashMap::from([("chat".to_owned(), ReceiverPolicy::default())]);
+/// let settings = DispatchSettings::new(&route, &[], true, receivers, "https://muster.example")
+///     .map_err(|problems| problems.join("; "))?;
+/// let mut dispatcher = Dispatcher::open(&store, settings)?;
+///
+/// let alert = Alert {
+///     labels: [("alertname".to_owned(), "HostDown".to_owned())].into(),
+///     annotations: Default::default(),
+///     state: AlertState::Firing,
+///     active_at_ms: 0,
+///     fired_at_ms: Some(0),
+///     resolved_at_ms: None,
+///     value: 1.0,
+///     last_active_ms: 0,
+///     generator_url: String::new(),
+/// };
+/// // Fired a minute ago, past the default group_wait of 30 s: notified at once.
+/// let notifications = dispatcher.process(60_000, &[alert])?;
+/// assert_eq!(notifications[0].group_key, "{}:{}");
+/// // outbox.put_all(&notifications)?; then:
+/// store.flush()?;
+/// dispatcher.commit()?;
+/// assert_eq!(dispatcher.next_due_ms(), Some(60_000 + 5 * 60_000));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Dispatcher {
     settings: DispatchSettings,
@@ -276,6 +318,20 @@ impl Dispatcher {
     /// [`DispatchError::Log`].
     pub fn commit(&mut self) -> Result<usize, DispatchError> {
         Ok(self.nflog.commit()?)
+    }
+
+    /// Forgets the passes since the last commit, as a restart would: for when their
+    /// notifications did not reach the outbox. The log is read again from the store and
+    /// groups form afresh at the next pass, which sends again whatever the stored log
+    /// does not show as sent.
+    ///
+    /// # Errors
+    /// [`DispatchError::Log`] when the log cannot be read; call again before the next pass.
+    pub fn discard(&mut self) -> Result<(), DispatchError> {
+        self.groups.clear();
+        self.retired.clear();
+        self.escalation_due_ms = None;
+        Ok(self.nflog.reload()?)
     }
 
     /// The earliest time a pass has work that the next evaluation may not bring soon

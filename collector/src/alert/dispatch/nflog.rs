@@ -64,12 +64,26 @@ impl NotificationLog {
     /// # Errors
     /// [`StoreError`] when the tree cannot be opened or read.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
-        let tree: Tree<String, NflogEntry> = store.tree(TREE)?;
-        let mut entries = HashMap::new();
-        for entry in tree.iter() {
+        let mut log = Self {
+            tree: store.tree(TREE)?,
+            entries: HashMap::new(),
+            dirty: BTreeSet::new(),
+        };
+        log.reload()?;
+        Ok(log)
+    }
+
+    /// Forgets what is in memory, uncommitted changes included, and reads the tree again.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the tree cannot be read; the log is then empty.
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        self.entries.clear();
+        self.dirty.clear();
+        for entry in self.tree.iter() {
             match entry {
                 Ok((k, e)) => {
-                    entries.insert(k, e);
+                    self.entries.insert(k, e);
                 }
                 Err(err @ StoreError::Backend { .. }) => return Err(err),
                 Err(err) => {
@@ -77,11 +91,7 @@ impl NotificationLog {
                 }
             }
         }
-        Ok(Self {
-            tree,
-            entries,
-            dirty: BTreeSet::new(),
-        })
+        Ok(())
     }
 
     /// The last entry for `receiver` and `group_key`.

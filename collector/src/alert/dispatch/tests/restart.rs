@@ -120,3 +120,28 @@ fn an_escalated_alert_acknowledged_before_a_restart_still_gets_its_resolved_noti
         ]
     );
 }
+
+#[test]
+fn discarding_a_pass_whose_outbox_write_failed_sends_it_again() {
+    let mut kit = Kit::new(ROUTE, &[]);
+    kit.fire(&["Disk/web1", "Disk/web2"]);
+    kit.run_until(35);
+    kit.resolve(&["Disk/web1"]);
+    kit.run_until(85);
+    let alerts = [
+        kit.alert("Disk/web1").clone(),
+        kit.alert("Disk/web2").clone(),
+    ];
+    let lost = kit.dispatcher().process((T0 + 90) * 1000, &alerts).unwrap();
+    assert_eq!(lost.len(), 1);
+    kit.dispatcher().discard().unwrap();
+    kit.now_s = 95;
+    kit.run_until(95);
+    assert_eq!(
+        kit.take(),
+        [
+            "t=30 chat {alertname=Disk} F[Disk/web1 Disk/web2] R[]",
+            "t=95 chat {alertname=Disk} F[Disk/web2] R[Disk/web1]",
+        ]
+    );
+}
