@@ -173,7 +173,8 @@ impl AckStore {
 
     /// The acks that hold at `now_ms` for `alerts` (the evaluator's whole current list),
     /// by fingerprint; every other stored ack (lapsed, alert resolved, gone or in a new
-    /// episode) is removed in one batch.
+    /// episode) is removed. Each removal is a compare-and-swap, so an ack written
+    /// meanwhile (a new episode acknowledged through the API) is kept.
     ///
     /// # Errors
     /// [`AckError::Store`].
@@ -185,17 +186,21 @@ impl AckStore {
         let by_fp: HashMap<Fingerprint, &Alert> =
             alerts.iter().map(|a| (a.fingerprint(), a)).collect();
         let mut current = HashMap::new();
-        let mut stale = self.tree.batch();
         for ack in self.list()? {
             match by_fp.get(&ack.fingerprint) {
                 Some(alert) if ack.covers(alert, now_ms) => {
                     current.insert(ack.fingerprint, ack);
                 }
-                _ => stale.remove(&ack.fingerprint.0),
+                _ => {
+                    let swap = self
+                        .tree
+                        .compare_and_swap(&ack.fingerprint.0, Some(&ack), None)?;
+                    if swap.is_err() {
+                        // Someone wrote a newer ack meanwhile: it stays, for the next pass.
+                        tracing::debug!(fingerprint = %ack.fingerprint, "acknowledgement replaced while pruning");
+                    }
+                }
             }
-        }
-        if !stale.is_empty() {
-            self.tree.apply(stale)?;
         }
         Ok(current)
     }
