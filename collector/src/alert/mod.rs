@@ -18,7 +18,9 @@
 //! - [`labels`] — label sets of alerts and their Alertmanager-compatible fingerprints.
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
 //! - [`model`] — alerts and notifications, the types every stage shares.
+//! - [`rules`] — alert rules: files, built-in rules, templates, hot reload.
 
 pub mod labels;
 pub mod matcher;
 pub mod model;
+pub mod rules;
