@@ -22,14 +22,13 @@
 
 pub mod builtin;
 pub mod config;
+mod error;
 pub mod file;
 pub mod humanize;
 pub mod reload;
 pub mod template;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::labels::ALERTNAME;
 use crate::query::Query;
 
+pub use error::{Field, FieldError, Location, RuleError, RuleErrors};
 use template::{Template, is_label_name};
 
 /// A comparison of a rule's expression with its threshold.
@@ -97,100 +97,6 @@ pub struct RuleDef {
     pub labels: BTreeMap<String, String>,
     /// Annotations (templates allowed): `summary`, `description`, `runbook_url`, ...
     pub annotations: BTreeMap<String, String>,
-}
-
-/// The part of a [`RuleDef`] a problem is in, so a rule file can point at its line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Field {
-    /// `name`.
-    Name,
-    /// `expr`.
-    Expr,
-    /// `op` and `threshold`.
-    Threshold,
-    /// One of `labels`, by name.
-    Label(String),
-    /// One of `annotations`, by name.
-    Annotation(String),
-}
-
-/// One problem of one rule field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Where it is.
-    pub field: Field,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// Where a rule, or a problem with one, is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Location {
-    /// In a rule file.
-    File {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column, in characters.
-        column: usize,
-    },
-    /// A file as a whole (it could not be read).
-    Path {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A built-in rule, as overridden by `[alerting.builtin.NAME]` if it is.
-    Builtin {
-        /// The rule's name.
-        name: String,
-    },
-    /// A rule file pattern of `rule_files`.
-    Pattern {
-        /// The pattern as configured.
-        pattern: String,
-    },
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::File { path, line, column } => {
-                write!(f, "{}:{line}:{column}", path.display())
-            }
-            Location::Path { path } => write!(f, "{}", path.display()),
-            Location::Builtin { name } => write!(f, "built-in rule {name}"),
-            Location::Pattern { pattern } => write!(f, "rule_files pattern {pattern:?}"),
-        }
-    }
-}
-
-/// One problem found loading rules: where, and what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{location}: {message}")]
-pub struct RuleError {
-    /// Where the problem is.
-    pub location: Location,
-    /// What is wrong, in one line.
-    pub message: String,
-}
-
-/// Every problem found loading rules; never empty.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[serde(transparent)]
-pub struct RuleErrors(pub Vec<RuleError>);
-
-impl fmt::Display for RuleErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
 }
 
 /// A checked rule: its expression parsed once, its templates parsed once.
