@@ -19,7 +19,9 @@
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
 //! - [`model`] — alerts and notifications, the types every stage shares.
 //! - [`rules`] — alert rules: files, built-in rules, templates, hot reload.
+//! - [`eval`] — evaluating rules into alerts: the state machine and its persistence.
 
+pub mod eval;
 pub mod labels;
 pub mod matcher;
 pub mod model;
