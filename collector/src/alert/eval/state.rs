@@ -331,6 +331,53 @@ mod tests {
         assert_eq!(retire(&mut firing, t, 62 * SEC), Outcome::Drop);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_sequence_of_matches_keeps_the_invariants(
+            for_s in 0u64..30,
+            keep_s in 0u64..30,
+            steps in proptest::collection::vec((1u64..15, proptest::bool::ANY), 1..60),
+        ) {
+            use proptest::prop_assert;
+            let t = timing(for_s, keep_s);
+            let mut now = 0;
+            let mut alert: Option<Alert> = None;
+            for (dt, matched) in steps {
+                now += dt * SEC;
+                let before = alert.as_ref().map(|a| a.state);
+                alert = match (alert.take(), matched.then(|| seen(1.0))) {
+                    (None, None) => None,
+                    (None, Some(s)) => Some(start(LabelSet::new(), s, t, now, "u")),
+                    (Some(mut a), s) => match advance(&mut a, s, t, now, "u") {
+                        Outcome::Keep => Some(a),
+                        Outcome::Drop => None,
+                    },
+                };
+                let Some(a) = &alert else {
+                    prop_assert!(!matched, "a match is always tracked");
+                    continue;
+                };
+                prop_assert!(a.active_at_ms <= a.last_active_ms && a.last_active_ms <= now);
+                match a.state {
+                    Pending => {
+                        prop_assert!(matched && a.fired_at_ms.is_none());
+                        prop_assert!(now - a.active_at_ms < t.for_ms, "pending past its for");
+                    }
+                    Firing => {
+                        let fired = a.fired_at_ms.unwrap_or(0);
+                        prop_assert!(fired - a.active_at_ms >= t.for_ms, "fired early");
+                        prop_assert!(matched || now - a.last_active_ms < t.keep_firing_for_ms);
+                    }
+                    Resolved => {
+                        prop_assert!(!matched);
+                        prop_assert!(before != Some(Pending), "a pending alert never resolves");
+                        prop_assert!(a.fired_at_ms <= a.resolved_at_ms && a.fired_at_ms.is_some());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn downtime_does_not_count_towards_for() {
         let t = timing(60, 0);

@@ -248,6 +248,18 @@ fn a_firing_alert_survives_a_restart_without_firing_anew() {
 }
 
 #[test]
+fn alerts_of_a_rule_gone_across_a_restart_are_retired() {
+    let text = LOAD.replace("for = \"20s\"", "");
+    let h = Harness::new();
+    h.step(&rules(&text), 0, &[("a", 2.0)]);
+    let h = h.restart();
+    assert_eq!(
+        h.step(&rules(""), 5, &[("a", 2.0)]),
+        ["HighLoad:a=resolved"]
+    );
+}
+
+#[test]
 fn only_changes_are_written() {
     let h = Harness::new();
     let set = rules(LOAD);
