@@ -95,6 +95,25 @@ impl AlertingRulesConfig {
         );
         problems
     }
+
+    /// A problem with `HostDown`'s threshold for hosts pulled every `pull_interval`: its
+    /// window must hold at least two pulls, or a down host's alert flaps (see
+    /// [`super::builtin`]). For the server to log or refuse at start; `None` when fine or
+    /// the rule is disabled.
+    pub fn host_down_problem(&self, pull_interval: std::time::Duration) -> Option<String> {
+        let o = self.builtin.get("HostDown");
+        if o.and_then(|o| o.enabled) == Some(false) {
+            return None;
+        }
+        let threshold = o.and_then(|o| o.threshold).unwrap_or(30.0);
+        let needed = 2.0 * pull_interval.as_secs_f64();
+        (threshold < needed).then(|| {
+            format!(
+                "alerting.builtin.HostDown.threshold ({threshold} s) must be at least twice \
+                 scrape.interval ({needed} s) for the rule to see a pull in its window"
+            )
+        })
+    }
 }
 
 fn default_evaluation_interval() -> Duration {
@@ -145,6 +164,20 @@ enabled = false
         assert_eq!(c.builtin["HostDown"].threshold, Some(60.0));
         assert_eq!(c.builtin["BackupOverdue"].enabled, Some(false));
         assert!(c.problems().is_empty(), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn host_down_needs_two_pulls_in_its_window() {
+        let ten = std::time::Duration::from_secs(10);
+        assert_eq!(parse("").host_down_problem(ten), None);
+        assert_eq!(
+            parse("").host_down_problem(ten * 2).as_deref(),
+            Some(
+                "alerting.builtin.HostDown.threshold (30 s) must be at least twice scrape.interval (40 s) for the rule to see a pull in its window"
+            )
+        );
+        let off = parse("[builtin.HostDown]\nenabled = false\n");
+        assert_eq!(off.host_down_problem(ten * 6), None);
     }
 
     #[test]

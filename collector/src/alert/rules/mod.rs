@@ -1,5 +1,5 @@
 //! Alert rules: what they are once checked ([`Rule`], [`RuleSet`]), where they come from
-//! (rule files, [`file`]; built-in rules, [`builtin`]), and how a running collector keeps
+//! (rule files, [`file`](mod@file); built-in rules, [`builtin`]), and how a running collector keeps
 //! the set current ([`reload`]).
 //!
 //! A rule is an expression of the query subset, optionally compared with a threshold,
@@ -9,7 +9,7 @@
 //! inside the subset, durations, names, every template — so evaluation never meets a
 //! malformed rule and a bad file is refused whole, with every problem listed.
 //!
-//! - [`file`] — rule files as written (TOML), with `file:line:col` errors.
+//! - [`file`](mod@file) — rule files as written (TOML), with `file:line:col` errors.
 //! - [`builtin`] — the rules every collector has, and their overrides.
 //! - [`template`] — `{{ $labels.host }}`-style templates of labels and annotations.
 //! - [`humanize`] — Prometheus's number formatting for templates.
