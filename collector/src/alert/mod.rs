@@ -19,6 +19,8 @@
 //! - [`labels`] — label sets of alerts and their Alertmanager-compatible fingerprints.
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
 //! - [`model`] — alerts and notifications, the types every stage shares.
+//! - [`rules`] — alert rules: files, built-in rules, templates, hot reload.
+//! - [`eval`] — evaluating rules into alerts: the state machine and its persistence.
 //! - [`route`] — the routing tree: matchers to receivers, grouping and timing parameters.
 //! - [`dispatch`] — aggregation groups, their timers, muting and the notification log.
 //! - [`silence`] — silences and their store.
@@ -28,6 +30,7 @@
 
 pub mod ack;
 pub mod dispatch;
+pub mod eval;
 pub mod history;
 pub mod inhibit;
 pub mod labels;
@@ -35,4 +38,5 @@ pub mod matcher;
 pub mod model;
 pub mod quiet;
 pub mod route;
+pub mod rules;
 pub mod silence;
