@@ -3,7 +3,8 @@
 //! Routes: `GET /v1/info` (who this agent is; JSON, or the binary codec when
 //! the caller accepts [`BATCH_MEDIA_TYPE`]), `GET /v1/samples?after=SEQ&max=N`
 //! (buffered rounds; the binary codec, or JSON when the caller accepts
-//! `application/json`), `GET /metrics` (the latest round in the Prometheus
+//! `application/json`), `GET /v1/samples/urgent?after=SEQ&timeout_ms=N` (waits for
+//! a round to pull at once; see [`crate::urgent`]), `GET /metrics` (the latest round in the Prometheus
 //! text format), `GET /health/live`, `GET /health/ready`. The TLS layer
 //! already refuses any client that is not the fleet's collector; `/v1/*` and
 //! `/metrics` check the peer's role again so a listener misconfigured without
@@ -23,7 +24,8 @@ use muster_shared::codec;
 use muster_shared::protocol::error::ErrorBody;
 use muster_shared::protocol::info::AgentInfo;
 use muster_shared::protocol::samples::{
-    DICTIONARY_HEADER, DictionaryAnswer, SampleBatch, SamplesQuery,
+    DICTIONARY_HEADER, DictionaryAnswer, MAX_URGENT_WAIT_MS, SampleBatch, SamplesQuery,
+    UrgentAnswer, UrgentQuery,
 };
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION};
 use muster_shared::serve::PeerInfo;
@@ -32,6 +34,7 @@ use serde::Serialize;
 
 use crate::buffer::{Buffer, BufferError};
 use crate::sample::exposition::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Exposition};
+use crate::urgent::UrgentRounds;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -44,6 +47,8 @@ pub struct AgentState {
     pub buffer: Arc<Buffer>,
     /// The latest round's text format.
     pub exposition: Arc<Exposition>,
+    /// Rounds to pull at once, for `/v1/samples/urgent`.
+    pub urgent: Arc<UrgentRounds>,
 }
 
 /// Builds the router; tests call it without a socket.
@@ -51,6 +56,7 @@ pub fn router(state: AgentState) -> Router {
     let collector_only = Router::new()
         .route("/v1/info", get(info))
         .route("/v1/samples", get(samples))
+        .route("/v1/samples/urgent", get(urgent))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn(require_collector));
     let router = Router::new()
@@ -105,6 +111,28 @@ fn metrics_response(exposition: &Exposition) -> Response {
         exposition.latest(),
     )
         .into_response()
+}
+
+/// `GET /v1/samples/urgent`: waits for an urgent round after the cursor (JSON).
+async fn urgent(
+    State(state): State<AgentState>,
+    query: Result<Query<UrgentQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "bad query: {}; expected ?after=SEQ&timeout_ms=N",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
+    let timeout = std::time::Duration::from_millis(query.timeout_ms.min(MAX_URGENT_WAIT_MS));
+    let urgent_seq = state.urgent.wait_after(query.after, timeout).await;
+    Json(UrgentAnswer { urgent_seq }).into_response()
 }
 
 /// `GET /v1/samples`: binary by default, JSON when asked for.
@@ -265,6 +293,7 @@ mod tests {
                 started_at_unix_ms: 1,
             }),
             ready: Arc::new(AtomicBool::new(ready)),
+            urgent: Arc::new(UrgentRounds::new()),
         }
     }
 
@@ -341,6 +370,44 @@ mod tests {
         )
         .unwrap();
         (elided, digest, batch)
+    }
+
+    #[tokio::test]
+    async fn urgent_answers_the_newest_marked_round_or_zero() {
+        let state = state(true);
+        let urgent = state.urgent.clone();
+        let app = router(state);
+        let ask = |path: &str| {
+            let app = app.clone();
+            let req = request(path, Some(Role::Collector), None);
+            async move {
+                let res = app.oneshot(req).await.unwrap();
+                let status = res.status();
+                let body = to_bytes(res.into_body(), 1 << 16).await.unwrap();
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        assert_eq!(
+            ask("/v1/samples/urgent?after=0&timeout_ms=1").await,
+            (StatusCode::OK, r#"{"urgent_seq":0}"#.to_owned())
+        );
+        urgent.mark(3);
+        assert_eq!(
+            ask("/v1/samples/urgent?after=2&timeout_ms=60000").await,
+            (StatusCode::OK, r#"{"urgent_seq":3}"#.to_owned())
+        );
+        let (status, body) = ask("/v1/samples/urgent?after=x").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let res = app
+            .clone()
+            .oneshot(request(
+                "/v1/samples/urgent?after=0&timeout_ms=1",
+                Some(Role::Agent("x".into())),
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
 
     #[tokio::test]

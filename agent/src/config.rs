@@ -11,6 +11,7 @@ use muster_shared::config::{self, ConfigError, EnvOverride};
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::BufferConfig;
+use crate::probe::config::ProbeConfig;
 use crate::sample::config::SampleConfig;
 
 /// `agent.toml` as written.
@@ -39,6 +40,10 @@ pub struct AgentConfig {
     /// scrapes agents directly.
     #[serde(default)]
     pub prometheus: PrometheusConfig,
+    /// `[[probe]]` tables: the probes this agent runs (and the only ones: the
+    /// collector cannot add any).
+    #[serde(default, rename = "probe")]
+    pub probes: Vec<ProbeConfig>,
 }
 
 /// `[prometheus]`: the plain-HTTP metrics listener.
@@ -129,6 +134,8 @@ pub struct AgentSettings {
     pub buffer: BufferConfig,
     /// The plain-HTTP `/metrics` listener, if any.
     pub prometheus_listen: Option<SocketAddr>,
+    /// The probes, validated, with `ca_file`s resolved against the config's folder.
+    pub probes: Vec<ProbeConfig>,
 }
 
 impl AgentSettings {
@@ -138,7 +145,8 @@ impl AgentSettings {
     /// A [`ConfigError`] naming `file:line:col` or the variable at fault.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let raw: AgentConfig = config::load(path, ENV_OVERRIDES)?;
-        let problems = raw.sample.problems();
+        let mut problems = raw.sample.problems();
+        problems.extend(crate::probe::config::problems(&raw.probes));
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -150,6 +158,10 @@ impl AgentSettings {
 
     /// Resolves a parsed config written at `path`.
     pub fn resolve(path: &Path, raw: AgentConfig) -> Self {
+        let mut probes = raw.probes;
+        for probe in &mut probes {
+            probe.resolve_paths(path);
+        }
         Self {
             config_path: path.to_owned(),
             listen: raw.listen,
@@ -160,6 +172,7 @@ impl AgentSettings {
             sample: raw.sample,
             buffer: raw.buffer,
             prometheus_listen: raw.prometheus.listen,
+            probes,
         }
     }
 
@@ -208,5 +221,50 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.example.toml");
         let s = AgentSettings::load(&path).unwrap();
         assert_eq!(s.listen.port(), 7071);
+        assert!(
+            s.probes.is_empty(),
+            "the example's probes are commented out"
+        );
+    }
+
+    #[test]
+    fn example_probes_are_valid_once_uncommented() {
+        // config/agent.example.toml shows [[probe]] tables commented out; uncommented, they
+        // must load as they are.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[probe]]"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(uncommented.starts_with("[[probe]]"), "{uncommented}");
+        let raw: AgentConfig = config::parse(&uncommented, &path).unwrap();
+        assert_eq!(raw.probes.len(), 5, "{uncommented}");
+        assert_eq!(
+            crate::probe::config::problems(&raw.probes),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn probe_problems_fail_the_load_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "[[probe]]\nname = \"a\"\nkind = \"exec\"\ntarget = \"check\"\n",
+        )
+        .unwrap();
+        let err = AgentSettings::load(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}: invalid config: probe \"a\": target",
+                path.display()
+            )),
+            "{err}"
+        );
     }
 }

@@ -1,16 +1,18 @@
 //! The Muster agent: one small process per host.
 //!
-//! It samples host and container metrics into a local buffer (its write-ahead
-//! log), serves them over mutual TLS to the collector and as Prometheus text,
-//! and enrolls itself with a one-time token; probes, backups and deploys
-//! arrive as later modules under the same API.
+//! It samples host and container metrics and runs the probes of its config
+//! into a local buffer (its write-ahead log), serves them over mutual TLS to
+//! the collector and as Prometheus text, and enrolls itself with a one-time
+//! token; backups and deploys arrive as later modules under the same API.
 //!
 //! - [`config`] — `agent.toml`.
 //! - [`sample`] — the samplers and their scheduler.
+//! - [`probe`] — http, tcp, exec, docker and tls probes; their conditions.
 //! - [`buffer`] — the sled ring buffer of sampling rounds.
 //! - [`api`] — the routes the collector calls.
 //! - [`run`] — `muster-agent run`, the server's lifecycle.
 //! - [`enroll`] — `muster-agent enroll`, key pair + CSR + pinned collector.
+//! - [`urgent`] — rounds the collector should pull at once, and their waiters.
 //! - [`memory`] — keeping resident memory near the live heap (glibc).
 
 pub mod api;
@@ -18,5 +20,7 @@ pub mod buffer;
 pub mod config;
 pub mod enroll;
 pub mod memory;
+pub mod probe;
 pub mod run;
 pub mod sample;
+pub mod urgent;

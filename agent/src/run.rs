@@ -3,10 +3,10 @@
 //!
 //! The agent's identity is its certificate: the host id is read from the
 //! certificate's `agent:<host>` name, so it cannot drift from what the
-//! collector enrolled. Sampling starts with the server: its rounds go to the
-//! buffer, which `/v1/samples` serves, and to `/metrics`. Shutdown (the
-//! caller cancels the token) stops accepting, drains requests, stops the
-//! sampling loop, then flushes the store.
+//! collector enrolled. Sampling and the configured probes start with the
+//! server: their rounds go to the buffer, which `/v1/samples` serves, and to
+//! `/metrics`. Shutdown (the caller cancels the token) stops accepting, drains
+//! requests, stops the sampling loop and the probes, then flushes the store.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use muster_shared::protocol::PROTOCOL_VERSION;
-use muster_shared::protocol::info::{AgentInfo, CAP_SAMPLES};
+use muster_shared::protocol::info::{AgentInfo, CAP_PROBES, CAP_SAMPLES, CAP_URGENT};
 use muster_shared::serve::{ServeOptions, serve};
 use muster_shared::store::{Store, StoreOptions};
 use muster_shared::tls::{Identity, PeerPolicy, Role, server_config};
@@ -25,12 +25,14 @@ use tokio_util::task::TaskTracker;
 use crate::api::{AgentState, metrics_router, router};
 use crate::buffer::Buffer;
 use crate::config::AgentSettings;
+use crate::probe::board::ProbeBoard;
 use crate::sample::Sampler;
 use crate::sample::buffer_sink::BufferSink;
 use crate::sample::exposition::Exposition;
 use crate::sample::process::ProcessSampler;
 use crate::sample::scheduler::{ScheduleOptions, Scheduler};
 use crate::sample::{container, host};
+use crate::urgent::UrgentRounds;
 
 /// How long shutdown waits for sampling and the metrics listener.
 const TASK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -111,15 +113,45 @@ pub async fn run(
     let samplers = build_samplers(&settings, &shutdown, &tasks).await;
     let names: Vec<&str> = samplers.iter().map(|s| s.name()).collect();
     tracing::info!(samplers = ?names, interval = %settings.sample.interval, "sampling");
-    let scheduler = Scheduler::new(
+    let probes = {
+        let configs = settings.probes.clone();
+        let socket = settings.sample.paths.docker_socket.clone();
+        tokio::task::spawn_blocking(move || crate::probe::build(&configs, &socket))
+            .await
+            .context("probe setup task failed")?
+            .context("cannot set up the probes")?
+    };
+    let sink = Arc::new(BufferSink(buffer.clone()));
+    let mut scheduler = Scheduler::new(
         samplers,
-        Arc::new(BufferSink(buffer.clone())),
+        sink.clone(),
         exposition.clone(),
         ScheduleOptions {
             interval: settings.sample.interval.get(),
             timeout: settings.sample.timeout.get(),
         },
     );
+    let urgent = Arc::new(UrgentRounds::new());
+    {
+        // Long polls end with the agent: graceful shutdown waits for open requests.
+        let urgent = urgent.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            urgent.close();
+        });
+    }
+    let mut capabilities = vec![CAP_SAMPLES.to_owned()];
+    if !probes.is_empty() {
+        let names: Vec<&str> = probes.iter().map(|p| p.name.as_str()).collect();
+        tracing::info!(probes = ?names, "probing");
+        let board = Arc::new(ProbeBoard::new());
+        scheduler = scheduler.with_extra(board.clone());
+        crate::probe::runner::start(probes, sink, board, urgent.clone(), &shutdown, &tasks);
+        // Only agents with probes have urgent rounds; the collector then keeps a long
+        // poll open to them (one more connection each).
+        capabilities.extend([CAP_PROBES.to_owned(), CAP_URGENT.to_owned()]);
+    }
     tasks.spawn(scheduler.run(shutdown.child_token()));
 
     let listener = TcpListener::bind(settings.listen)
@@ -150,12 +182,13 @@ pub async fn run(
             host_id: host_id.clone(),
             agent_version: muster_shared::version::VERSION.to_owned(),
             protocol_version: PROTOCOL_VERSION,
-            capabilities: vec![CAP_SAMPLES.to_owned()],
+            capabilities,
             started_at_unix_ms: unix_ms(),
         }),
         ready: ready.clone(),
         buffer: buffer.clone(),
         exposition,
+        urgent,
     };
     let server = serve(
         listener,
@@ -225,4 +258,77 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use muster_shared::tls::CertificateAuthority;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// The body of `GET /metrics` on the plain listener.
+    async fn metrics(addr: std::net::SocketAddr) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_configured_agent_runs_its_probes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::generate("probe run test CA").unwrap();
+        let agent = ca
+            .issue(
+                &Role::agent("web1").unwrap(),
+                &[],
+                Duration::from_secs(86_400),
+            )
+            .unwrap();
+        std::fs::create_dir(dir.path().join("pki")).unwrap();
+        std::fs::write(dir.path().join("pki/ca.crt"), ca.cert_pem()).unwrap();
+        std::fs::write(dir.path().join("pki/agent.crt"), &agent.cert_pem).unwrap();
+        std::fs::write(dir.path().join("pki/agent.key"), &agent.key_pem).unwrap();
+        let db = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\n\
+             [sample]\ninterval = \"1s\"\ntimeout = \"500ms\"\nsamplers = [\"loadavg\"]\n\
+             [prometheus]\nlisten = \"127.0.0.1:0\"\n\
+             [[probe]]\nname = \"db\"\nkind = \"tcp\"\ntarget = \"{}\"\ninterval = \"1s\"\n",
+            db.local_addr().unwrap()
+        );
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, config).unwrap();
+        let settings = AgentSettings::load(&path).unwrap();
+
+        let shutdown = CancellationToken::new();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let agent = tokio::spawn(run(settings, shutdown.clone(), move |s| {
+            let _ = started_tx.send(s.prometheus_addr);
+        }));
+        let addr = started_rx.await.unwrap().unwrap();
+        let wanted = "probe_success{probe=\"db\",target=\"";
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let text = loop {
+            let text = metrics(addr).await;
+            if text.contains(wanted) {
+                break text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no probe series on /metrics:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(text.contains("muster_probe_healthy{probe=\"db\""), "{text}");
+        shutdown.cancel();
+        agent.await.unwrap().unwrap();
+    }
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use muster_shared::store::StoreError;
-use muster_shared::tls::{PeerPolicy, client_config};
 
 use crate::api::tokens::{CreatedApiToken, CreatedEnrollToken};
+use crate::api_client::ApiClient;
 use crate::config::{CollectorSettings, PkiPaths};
 use crate::pki::{self, Pki};
 use crate::tokens::{ApiRole, TokenStore};
@@ -146,55 +146,25 @@ async fn create_through_api(
     request: TokenRequest,
     api_token: &str,
 ) -> anyhow::Result<String> {
-    let mut address = settings.listen;
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .no_proxy();
-    // Preconfigured even for plain HTTP: reqwest's rustls backend brings no crypto
-    // provider of its own, and building a client without one panics.
-    let ca_pem = std::fs::read_to_string(&settings.pki.ca_cert)
-        .with_context(|| format!("cannot read {}", settings.pki.ca_cert.display()))?;
-    let config = client_config(&ca_pem, None, PeerPolicy::Collector)?;
-    builder = builder.tls_backend_preconfigured((*config).clone());
-    let scheme = if settings.api_tls { "https" } else { "http" };
-    let client = builder.build().context("cannot build the HTTP client")?;
-    let (path, body) = match &request {
-        TokenRequest::Api { role, name } => (
-            "/api/v1/tokens",
-            serde_json::json!({ "role": role, "name": name }),
-        ),
-        TokenRequest::Enroll { host, ttl } => (
-            "/api/v1/enroll-tokens",
-            serde_json::json!({ "host": host, "ttl": humantime::format_duration(*ttl).to_string() }),
-        ),
-    };
-    let url = format!("{scheme}://{address}{path}");
-    let response = client
-        .post(&url)
-        .bearer_auth(api_token.trim())
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the running collector at {url}"))?;
-    let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .context("cannot read the collector's answer")?;
-    if !status.is_success() {
-        let message = serde_json::from_slice::<muster_shared::protocol::error::ErrorBody>(&bytes)
-            .map_or_else(
-                |_| String::from_utf8_lossy(&bytes).into_owned(),
-                |b| b.error,
-            );
-        bail!("the collector refused ({status}): {message}");
-    }
+    let client = ApiClient::new(settings, api_token)?;
     Ok(match request {
-        TokenRequest::Api { .. } => serde_json::from_slice::<CreatedApiToken>(&bytes)?.token,
-        TokenRequest::Enroll { .. } => serde_json::from_slice::<CreatedEnrollToken>(&bytes)?.token,
+        TokenRequest::Api { role, name } => {
+            let body = serde_json::json!({ "role": role, "name": name });
+            client
+                .post::<_, CreatedApiToken>("/api/v1/tokens", &body)
+                .await?
+                .token
+        }
+        TokenRequest::Enroll { host, ttl } => {
+            let body = serde_json::json!({
+                "host": host,
+                "ttl": humantime::format_duration(ttl).to_string(),
+            });
+            client
+                .post::<_, CreatedEnrollToken>("/api/v1/enroll-tokens", &body)
+                .await?
+                .token
+        }
     })
 }
 

@@ -42,6 +42,8 @@ pub struct HostStatus {
     pub last_error: Option<String>,
     /// The agent's version from its last `/v1/info`.
     pub agent_version: Option<String>,
+    /// The agent serves `/v1/samples/urgent` (it has probes), from its last `/v1/info`.
+    pub urgent: bool,
     /// The last sequence pulled from the agent's buffer into the store.
     pub cursor: u64,
     /// Samples stored from this host since the collector started.

@@ -18,6 +18,7 @@
 //! - [`federate`] — `/federate`: the latest samples as Prometheus text.
 //! - [`tsdb`] — the time-series store: compressed chunks and series index in sled.
 //! - [`api`] — the HTTP API.
+//! - [`api_client`] — the CLI's client for a running collector's API.
 //! - [`metrics`] — the collector's own Prometheus metrics.
 //! - [`maintain`] — the store's flushes and compactions, and probing a store that fails.
 //! - [`server`] — `muster-collector serve`, wiring the above together.
@@ -27,6 +28,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod api_client;
 pub mod commands;
 pub mod config;
 pub mod dev;

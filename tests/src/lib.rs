@@ -14,12 +14,14 @@
 )]
 
 pub mod agent;
+pub mod alertmanager;
 pub mod collector;
 pub mod docker;
 pub mod fake_agent;
 pub mod loadgen;
 pub mod timeline;
 pub mod tmpfs;
+pub mod webhook;
 
 pub use agent::AgentDir;
 pub use collector::{Collector, CollectorConfig, CollectorOptions, FakeIdentity, percent_encode};

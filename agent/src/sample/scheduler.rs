@@ -8,7 +8,8 @@
 //! skipped until its pass returns (a hung NFS mount must not stall the rest,
 //! nor pile up threads). Then the live values of every idle table get their
 //! buffer ids (interned once per series), are appended to the buffer as one
-//! round, and the text exposition is rendered for `/metrics`.
+//! round, and the text exposition is rendered for `/metrics` (with any
+//! [`ExtraSeries`], such as the probes', which are buffered by their owner).
 //!
 //! Cancelling the loop between awaits leaves the buffer consistent: an
 //! append is a single blocking call that completes or never starts.
@@ -35,6 +36,14 @@ pub trait RoundSink: Send + Sync + 'static {
     fn append(&self, timestamp_unix_ms: u64, values: &[(u32, f64)]) -> Result<u64, String>;
     /// Adds the sink's own series (sizes, evictions) to `out`.
     fn report(&self, out: &mut SeriesTable);
+}
+
+/// Series that `/metrics` shows with each round but that their owner appends to the
+/// buffer itself (probes: each run is its own round). The scheduler copies them into a
+/// table of its own at each render, never into a round.
+pub trait ExtraSeries: Send + Sync + 'static {
+    /// Sets the owner's current values in `out`, a table whose round has just begun.
+    fn fill(&self, out: &mut SeriesTable);
 }
 
 /// Timing of the loop.
@@ -120,6 +129,8 @@ pub struct Scheduler {
     own: SeriesTable,
     sink: Arc<dyn RoundSink>,
     exposition: Arc<Exposition>,
+    /// Shown on `/metrics` only, with its table.
+    extra: Option<(Arc<dyn ExtraSeries>, SeriesTable)>,
     options: ScheduleOptions,
     values: Vec<(u32, f64)>,
     /// Length of the last rendered text, to size the next one.
@@ -166,6 +177,7 @@ impl Scheduler {
             own: SeriesTable::new(),
             sink,
             exposition,
+            extra: None,
             options,
             values: Vec::new(),
             text_len: 0,
@@ -173,6 +185,14 @@ impl Scheduler {
             append_failures: 0,
             last_append_error: None,
         }
+    }
+
+    /// Also shows `extra`'s series on `/metrics` (rendered after the samplers' and the
+    /// loop's own).
+    #[must_use]
+    pub fn with_extra(mut self, extra: Arc<dyn ExtraSeries>) -> Self {
+        self.extra = Some((extra, SeriesTable::new()));
+        self
     }
 
     /// Runs a round at once, then every interval, until `shutdown`.
@@ -366,6 +386,11 @@ impl Scheduler {
     }
 
     fn render(&mut self) {
+        if let Some((extra, table)) = &mut self.extra {
+            table.begin_round();
+            extra.fill(table);
+            table.forget_stale();
+        }
         let tables: Vec<&SeriesTable> = self
             .slots
             .iter()
@@ -374,6 +399,7 @@ impl Scheduler {
                 _ => None,
             })
             .chain(std::iter::once(&self.own))
+            .chain(self.extra.as_ref().map(|(_, table)| table))
             .collect();
         // A fresh buffer each round, handed over without a copy: keeping a render
         // buffer beside the served text held both (~1.5 MB with 50 containers).

@@ -97,6 +97,14 @@ mod tests {
     }
 
     #[test]
+    fn matches_a_real_alertmanagers_fingerprint() {
+        // Alertmanager 0.25 (Debian) answered GET /api/v2/alerts with this fingerprint
+        // for an alert pushed with these labels.
+        let labels = set(&[("alertname", "X"), ("host", "web1")]);
+        assert_eq!(Fingerprint::of(&labels).to_string(), "8e22e7e0b1dd51e5");
+    }
+
+    #[test]
     fn empty_values_do_not_change_the_fingerprint() {
         let bare = set(&[("alertname", "A")]);
         let with_empty = set(&[("alertname", "A"), ("host", "")]);

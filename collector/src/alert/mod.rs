@@ -15,15 +15,33 @@
 //! [`model::Notification`]s to the outbox, the outbox hands them to a receiver. Matchers
 //! ([`matcher`]) are shared by routes, silences and inhibition rules.
 //!
+//! - [`history`] — alert episodes that ended, for the API's history search.
 //! - [`labels`] — label sets of alerts and their Alertmanager-compatible fingerprints.
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
 //! - [`model`] — alerts and notifications, the types every stage shares.
+//! - [`rules`] — alert rules: files, built-in rules, templates, hot reload.
+//! - [`eval`] — evaluating rules into alerts: the state machine and its persistence.
+//! - [`route`] — the routing tree: matchers to receivers, grouping and timing parameters.
+//! - [`dispatch`] — aggregation groups, their timers, muting and the notification log.
+//! - [`silence`] — silences and their store.
+//! - [`inhibit`] — inhibition rules, the built-in `HostDown` rule among them.
+//! - [`ack`] — acknowledgements and their store.
+//! - [`quiet`] — quiet hours per receiver.
+//! - [`outbox`] — the durable outbox in sled: delivery with retries, backoff and dead letters.
 //! - [`notify`] — receivers: Slack, Mattermost, Rocket.Chat, Discord, Teams, Telegram, ntfy,
 //!   Alertmanager's webhook v4 and Alertmanager's API v2, one file each.
-//! - [`outbox`] — the durable outbox in sled: delivery with retries, backoff and dead letters.
 
+pub mod ack;
+pub mod dispatch;
+pub mod eval;
+pub mod history;
+pub mod inhibit;
 pub mod labels;
 pub mod matcher;
 pub mod model;
 pub mod notify;
 pub mod outbox;
+pub mod quiet;
+pub mod route;
+pub mod rules;
+pub mod silence;

@@ -12,7 +12,9 @@ use crate::series::Labels;
 
 use super::error::QueryError;
 use super::eval::{StepContext, eval_scalar, eval_vector};
-use super::range_functions::{OverTime, deriv, extrapolated_rate, instant_rate, predict_linear};
+use super::range_functions::{
+    OverTime, changes, deriv, extrapolated_rate, instant_rate, predict_linear,
+};
 use super::select::range_bounds;
 use super::value::{Element, StepValue, check_unique_labels, drop_metric_name};
 
@@ -31,6 +33,8 @@ pub enum Function {
     Deriv,
     /// `predict_linear(v range-vector, t scalar)`.
     PredictLinear,
+    /// `changes(v range-vector)`.
+    Changes,
     /// `<aggregation>_over_time(v range-vector)`.
     OverTime(OverTime),
     /// `abs(v instant-vector)`.
@@ -65,6 +69,7 @@ impl Function {
             "delta" => Self::Delta,
             "deriv" => Self::Deriv,
             "predict_linear" => Self::PredictLinear,
+            "changes" => Self::Changes,
             "avg_over_time" => Self::OverTime(OverTime::Avg),
             "max_over_time" => Self::OverTime(OverTime::Max),
             "min_over_time" => Self::OverTime(OverTime::Min),
@@ -137,6 +142,7 @@ pub(crate) fn call(ctx: &StepContext<'_>, call: &Call) -> Result<StepValue, Quer
             instant_rate(s, true)
         }),
         Function::Deriv => over_range(ctx, matrix_arg(arg(0)?, name)?, true, deriv),
+        Function::Changes => over_range(ctx, matrix_arg(arg(0)?, name)?, true, changes),
         Function::PredictLinear => {
             let ms = matrix_arg(arg(0)?, name)?;
             let horizon = eval_scalar(ctx, arg(1)?, name)?;
@@ -296,6 +302,7 @@ mod tests {
     #[test]
     fn names_map_to_functions() {
         assert_eq!(Function::from_name("rate"), Some(Function::Rate));
+        assert_eq!(Function::from_name("changes"), Some(Function::Changes));
         assert_eq!(
             Function::from_name("last_over_time"),
             Some(Function::OverTime(OverTime::Last))

@@ -1,5 +1,5 @@
 //! The arithmetic of functions over a range of samples: `rate` and its family,
-//! `deriv`/`predict_linear`, and the `*_over_time` aggregations.
+//! `deriv`/`predict_linear`, `changes`, and the `*_over_time` aggregations.
 //!
 //! Each is a pure function of one series' samples in the window (staleness markers already
 //! removed), written after Prometheus 3's `promql/functions.go` so results agree to the
@@ -138,6 +138,22 @@ pub fn predict_linear(samples: &[Sample], at_ms: i64, horizon_s: f64) -> Option<
     }
     let (slope, intercept) = linear_regression(samples, at_ms);
     Some(slope * horizon_s + intercept)
+}
+
+/// `changes`: how many times the value differs from the one before it (two NaNs in a row
+/// are no change). `None` for an empty window; one sample is no change.
+pub fn changes(samples: &[Sample]) -> Option<f64> {
+    let (first, rest) = samples.split_first()?;
+    let mut previous = first.value;
+    let mut count = 0_u32;
+    for sample in rest {
+        let current = sample.value;
+        if current != previous && !(current.is_nan() && previous.is_nan()) {
+            count += 1;
+        }
+        previous = current;
+    }
+    Some(f64::from(count))
 }
 
 /// The `*_over_time` aggregations. Each needs at least one sample.
@@ -363,6 +379,16 @@ mod tests {
             (0.0, 3.0)
         );
         assert_eq!(deriv(&series(&[(0, 1.0)])), None);
+    }
+
+    #[test]
+    fn changes_counts_differences_and_not_nan_repeats() {
+        let s = series(&[(0, 1.0), (1, 1.0), (2, 2.0), (3, 1.0), (4, 1.0)]);
+        assert_eq!(changes(&s), Some(2.0));
+        let nan = series(&[(0, f64::NAN), (1, f64::NAN), (2, 3.0), (3, f64::NAN)]);
+        assert_eq!(changes(&nan), Some(2.0));
+        assert_eq!(changes(&series(&[(0, 5.0)])), Some(0.0));
+        assert_eq!(changes(&[]), None);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use muster_shared::codec::{self, CodecError, FramePayload, Limits};
 use muster_shared::protocol::info::AgentInfo;
-use muster_shared::protocol::samples::{DICTIONARY_ELIDED_HEADER, DICTIONARY_HEADER, SampleBatch};
+use muster_shared::protocol::samples::{
+    DICTIONARY_ELIDED_HEADER, DICTIONARY_HEADER, MAX_URGENT_WAIT_MS, SampleBatch, UrgentAnswer,
+};
 use muster_shared::protocol::{BATCH_MEDIA_TYPE, PROTOCOL_VERSION, is_compatible};
 use muster_shared::telemetry::REQUEST_ID_HEADER;
 use muster_shared::tls::{self, PeerPolicy, TlsError};
@@ -94,7 +96,7 @@ impl AgentClients {
     /// # Errors
     /// [`ScrapeError::Client`] when the TLS config can't be built.
     pub fn client_for(&self, host: &str, timeout: Duration) -> Result<AgentClient, ScrapeError> {
-        let build = || -> Result<reqwest::Client, String> {
+        let build = |timeout: Duration| -> Result<reqwest::Client, String> {
             let identity = tls::Identity::from_pem(&self.cert_pem, &self.key_pem)
                 .map_err(|e: TlsError| e.to_string())?;
             let config = tls::client_config(
@@ -121,7 +123,13 @@ impl AgentClients {
         };
         Ok(AgentClient {
             host: host.to_owned(),
-            http: build().map_err(ScrapeError::Client)?,
+            http: build(timeout).map_err(ScrapeError::Client)?,
+            // Its own pool: a long poll holds its connection while pulls use theirs, and
+            // one shared pool keeping one idle connection would close one of the two
+            // after every wake-up and handshake again. Connects only if used (agents
+            // that have probes).
+            urgent_http: build(timeout.saturating_add(URGENT_WAIT_MAX))
+                .map_err(ScrapeError::Client)?,
             timeout,
         })
     }
@@ -132,8 +140,12 @@ impl AgentClients {
 pub struct AgentClient {
     host: String,
     http: reqwest::Client,
+    urgent_http: reqwest::Client,
     timeout: Duration,
 }
+
+/// The longest long poll the collector keeps open (the agent's own cap).
+pub const URGENT_WAIT_MAX: Duration = Duration::from_millis(MAX_URGENT_WAIT_MS);
 
 impl AgentClient {
     /// `GET /v1/info` in the binary codec, checked against the enrolled host
@@ -230,6 +242,47 @@ impl AgentClient {
             other => other?,
         };
         Ok(SamplesAnswer { frame, dictionary })
+    }
+}
+
+impl AgentClient {
+    /// `GET /v1/samples/urgent?after=..&timeout_ms=..`: waits up to `wait` (at most
+    /// [`URGENT_WAIT_MAX`]) for a round after `after` that the agent marked urgent; returns
+    /// its sequence number, or 0 when none came.
+    ///
+    /// # Errors
+    /// A [`ScrapeError`]; [`ScrapeError::Status`] 404 from an agent without the route.
+    pub async fn urgent(
+        &self,
+        address: SocketAddr,
+        after: u64,
+        wait: Duration,
+    ) -> Result<u64, ScrapeError> {
+        let wait = wait.min(URGENT_WAIT_MAX);
+        let url = format!(
+            "https://{address}/v1/samples/urgent?after={after}&timeout_ms={}",
+            wait.as_millis()
+        );
+        let limit = wait.saturating_add(self.timeout);
+        let call = async {
+            let response = self
+                .urgent_http
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| self.transport(&e))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(ScrapeError::Status(status.as_u16()));
+            }
+            let body = response.bytes().await.map_err(|e| self.transport(&e))?;
+            serde_json::from_slice::<UrgentAnswer>(&body)
+                .map(|answer| answer.urgent_seq)
+                .map_err(|e| ScrapeError::BadBatch(format!("urgent answer: {e}")))
+        };
+        tokio::time::timeout(limit, call)
+            .await
+            .map_err(|_| ScrapeError::Timeout(limit))?
     }
 }
 

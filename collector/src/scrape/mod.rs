@@ -17,6 +17,11 @@
 //! everything not yet in blocks, and the tsdb drops what it already holds.
 //! Gap markers (rounds the agent's buffer lost) are counted per host.
 //!
+//! Between pulls, a host whose agent has probes keeps one long poll open
+//! (`/v1/samples/urgent`, no permit held): when a probe's health changes the
+//! agent answers at once and the host is pulled then, outside its slot, and
+//! rule evaluation is told ([`Scraper::notify_urgent_pulls`]).
+//!
 //! A batch that does not decode or breaks the protocol's rules is refused: nothing of it is
 //! stored, the cursor stays, the host is down with the reason as its `last_error`, and the
 //! same cursor is asked again next interval. A batch the store fails to write (a full disk)
@@ -32,7 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,7 +48,7 @@ use crate::metrics::Metrics;
 use crate::remote_write::RemoteWrite;
 use crate::store_health::StoreHealth;
 use crate::tsdb::Tsdb;
-use client::{AgentClient, AgentClients};
+use client::{AgentClient, AgentClients, ScrapeError};
 use pull::Outcome;
 
 /// Rounds asked for per request at most.
@@ -76,6 +81,17 @@ pub struct Scraper {
     store_health: Arc<StoreHealth>,
     /// Hosts enrolled at the last listing, for the down gauge.
     known: AtomicUsize,
+    /// Told after every pull an urgent round started (rule evaluation listens).
+    urgent_pulled: Option<Arc<Notify>>,
+}
+
+/// What ended a host's wait between pulls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Its slot in the interval came.
+    Scheduled,
+    /// The agent holds an urgent round.
+    Urgent,
 }
 
 impl Scraper {
@@ -95,11 +111,20 @@ impl Scraper {
             store_health,
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             known: AtomicUsize::new(0),
+            urgent_pulled: None,
             hosts,
             clients,
             metrics,
             options,
         }
+    }
+
+    /// Tells `notify` after each pull that an agent's urgent round started, so rules
+    /// see a probe's change without waiting for their next interval.
+    #[must_use]
+    pub fn notify_urgent_pulls(mut self, notify: Arc<Notify>) -> Self {
+        self.urgent_pulled = Some(notify);
+        self
     }
 
     /// Runs until `shutdown`; calls `on_first_round` once every host enrolled
@@ -215,12 +240,15 @@ impl Scraper {
         let mut previous: Option<Result<(), String>> = None;
         // Rounds asked per request; fewer after a timeout (see `pull`).
         let mut rounds = ROUNDS_PER_PULL;
+        // Cleared when the agent turns out not to serve urgent waits after all.
+        let mut urgent_served = true;
         loop {
-            tokio::select! {
+            let wake = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
-                () = tokio::time::sleep_until(next) => {}
-            }
+                () = tokio::time::sleep_until(next) => Wake::Scheduled,
+                () = self.wait_urgent(&host, client.as_ref(), next, &mut urgent_served) => Wake::Urgent,
+            };
             let outcome = match &client {
                 Some(c) => self.scrape_once(&host, c, &mut rounds, &cancel).await,
                 None => match self.clients.client_for(&host.id, self.options.timeout) {
@@ -237,6 +265,13 @@ impl Scraper {
                 self.record(&host, &result, previous.as_ref());
                 previous = Some(result);
             }
+            if wake == Wake::Urgent {
+                if let Some(notify) = &self.urgent_pulled {
+                    notify.notify_one();
+                }
+                // The regular slot stays where it was.
+                continue;
+            }
             if let Some(first) = first.take() {
                 let _ = first.send(());
                 // After the first pull, fall into this host's slot.
@@ -249,6 +284,40 @@ impl Scraper {
                 }
             }
         }
+    }
+
+    /// Returns once `host`'s agent holds an urgent round newer than what was pulled;
+    /// never, while there is nothing to wait for (no client yet, host down, an agent
+    /// without urgent rounds, or `until` too close), so the scheduled pull wins.
+    async fn wait_urgent(
+        &self,
+        host: &HostRecord,
+        client: Option<&AgentClient>,
+        until: Instant,
+        served: &mut bool,
+    ) {
+        // Below this, the scheduled pull is as quick as an urgent one.
+        const SHORTEST_WAIT: Duration = Duration::from_millis(50);
+        let status = self.hosts.status(&host.id);
+        let wait = until.saturating_duration_since(Instant::now());
+        if let Some(client) = client
+            && status.up
+            && status.urgent
+            && *served
+            && wait >= SHORTEST_WAIT
+        {
+            match client.urgent(host.address, status.cursor, wait).await {
+                Ok(seq) if seq > status.cursor => {
+                    tracing::debug!(host = %host.id, seq, "urgent round; pulling now");
+                    return;
+                }
+                Ok(_) => {}
+                Err(ScrapeError::Status(404)) => *served = false,
+                // The scheduled pull will tell whether the agent is down.
+                Err(err) => tracing::debug!(host = %host.id, error = %err, "urgent wait failed"),
+            }
+        }
+        std::future::pending::<()>().await;
     }
 
     fn update_gauges(&self) {

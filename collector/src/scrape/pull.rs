@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use muster_shared::protocol::info::CAP_URGENT;
+
 use super::client::{self, AgentClient, ScrapeError};
 use super::{PULLS_PER_TICK, ROUNDS_PER_PULL, Scraper};
 use crate::hosts::{HostRecord, HostStatus};
@@ -208,6 +210,7 @@ impl Scraper {
                 .info(host.address, &request_id)
                 .await
                 .map_err(|e| PullError::Agent(e.to_string()))?;
+            status.urgent = info.has_capability(CAP_URGENT);
             status.agent_version = Some(info.agent_version);
         }
         if status.cursor == 0 {

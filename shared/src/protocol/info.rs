@@ -13,9 +13,18 @@ pub const CAP_DEPLOYS: &str = "deploys";
 /// The agent serves `POST /v1/jobs` and `GET /v1/jobs/{id}` at all.
 pub const CAP_JOBS: &str = "jobs";
 
+/// The agent serves `GET /v1/samples/urgent` ([`super::samples::UrgentQuery`]).
+pub const CAP_URGENT: &str = "urgent";
+
 /// Every capability this protocol version defines, in a stable order.
-pub const KNOWN_CAPABILITIES: [&str; 5] =
-    [CAP_SAMPLES, CAP_PROBES, CAP_BACKUPS, CAP_DEPLOYS, CAP_JOBS];
+pub const KNOWN_CAPABILITIES: [&str; 6] = [
+    CAP_SAMPLES,
+    CAP_PROBES,
+    CAP_BACKUPS,
+    CAP_DEPLOYS,
+    CAP_JOBS,
+    CAP_URGENT,
+];
 
 /// An agent's description of itself, answered by `GET /v1/info`.
 ///

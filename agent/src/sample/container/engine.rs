@@ -211,8 +211,12 @@ pub async fn ping(socket: &Path) -> Result<(), String> {
 }
 
 /// Connects and negotiates the API version (bollard's default is newer than
-/// many engines accept; one-shot stats need ≥ 1.41).
-async fn connect(socket: &Path) -> Result<Docker, String> {
+/// many engines accept; one-shot stats need ≥ 1.41). Also used by the
+/// `docker` probe kind.
+///
+/// # Errors
+/// Why not, as text naming the socket.
+pub async fn connect(socket: &Path) -> Result<Docker, String> {
     let path = socket
         .to_str()
         .ok_or_else(|| format!("socket path {} is not UTF-8", socket.display()))?;

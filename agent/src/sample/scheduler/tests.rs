@@ -232,3 +232,38 @@ async fn series_are_interned_once() {
     assert_eq!(sink.intern_calls.load(Ordering::SeqCst), first);
     assert_eq!(sink.rounds.lock().unwrap().len(), 6);
 }
+
+/// Series whose owner buffers them itself.
+struct Extra;
+impl ExtraSeries for Extra {
+    fn fill(&self, out: &mut SeriesTable) {
+        out.set_spec(
+            &FamilySpec {
+                name: "probe_success",
+                help: "Probe result.",
+                kind: Kind::Gauge,
+                labels: &["probe"],
+            },
+            &["api"],
+            1.0,
+        );
+    }
+}
+
+#[tokio::test]
+async fn extra_series_are_shown_but_never_appended() {
+    let (s, sink, exposition) = scheduler(vec![Box::new(Fixed("a", 1.0))], 5_000);
+    let mut s = s.with_extra(Arc::new(Extra));
+    s.round().await;
+    let text = String::from_utf8(exposition.latest().to_vec()).unwrap();
+    assert!(text.contains("probe_success{probe=\"api\"} 1\n"), "{text}");
+    assert_eq!(text.matches("# TYPE probe_success").count(), 1, "{text}");
+    assert!(
+        sink.interned
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|k| !k.contains("probe_success")),
+        "the owner appends them"
+    );
+}

@@ -114,6 +114,22 @@ fn over_time_aggregations_see_the_whole_window() {
 }
 
 #[test]
+fn changes_counts_value_changes_in_the_window_and_drops_the_name() {
+    // A container restarted twice: its start time changed at minutes 2 and 4.
+    let s = source(&[(r#"start{name="web"}"#, "100 100 220 220 340 340")]);
+    assert_eq!(
+        instant(&s, "changes(start[10m])", 5 * MIN),
+        [r#"{name="web"} => 2"#]
+    );
+    // The window (2m, 5m] holds 220 220 340: one change.
+    assert_eq!(
+        instant(&s, "changes(start[3m])", 5 * MIN),
+        [r#"{name="web"} => 1"#]
+    );
+    assert!(instant(&s, "changes(start[1m])", 20 * MIN).is_empty());
+}
+
+#[test]
 fn math_functions_drop_the_name() {
     let s = source(&[(r#"x{host="a"}"#, "-1.5"), (r#"y{host="a"}"#, "1.23")]);
     assert_eq!(instant(&s, "abs(x)", 0), [r#"{host="a"} => 1.5"#]);

@@ -35,10 +35,12 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 mod dictionary;
+mod urgent;
 
 pub use dictionary::{
     DICTIONARY_ELIDED_HEADER, DICTIONARY_HEADER, DictionaryAnswer, dictionary_digest,
 };
+pub use urgent::{MAX_URGENT_WAIT_MS, UrgentAnswer, UrgentQuery};
 
 /// Rounds per batch when the request gives no `max`.
 pub const DEFAULT_MAX_ROUNDS: u32 = 500;
