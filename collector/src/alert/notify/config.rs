@@ -17,6 +17,7 @@ use muster_shared::config::{self, Duration, Secret};
 use serde::{Deserialize, Serialize};
 
 use super::ReceiverKind;
+use crate::alert::quiet::QuietHours;
 
 /// One receiver (`[[receivers]]`).
 ///
@@ -59,6 +60,10 @@ pub struct ReceiverConfig {
     /// system's bundle.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// A daily window in which this receiver's notifications are held (applied by the
+    /// dispatcher, through its `ReceiverPolicy`; see `alert::quiet`). Default none.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
 
     /// slack, mattermost, rocketchat: the channel to post to, instead of the webhook's.
     #[serde(default)]
@@ -186,6 +191,7 @@ impl ReceiverConfig {
             max_alerts: 0,
             timeout: default_timeout(),
             ca_file: None,
+            quiet_hours: None,
             channel: None,
             username: None,
             icon_emoji: None,
@@ -297,6 +303,9 @@ impl ReceiverConfig {
         }
         if self.timeout.get().is_zero() {
             problems.push(format!("{} must be above zero", key("timeout")));
+        }
+        if let Some(quiet) = &self.quiet_hours {
+            problems.extend(quiet.problems(&key("quiet_hours")));
         }
         match self.kind {
             ReceiverKind::Telegram => {
@@ -481,6 +490,10 @@ url = "http://am:9093"
 [[receivers]]
 name = "push"
 kind = "ntfy"
+
+[receivers.quiet_hours]
+start = "22:00"
+end = "22:00"
 "#,
         )
         .unwrap();
@@ -499,6 +512,7 @@ kind = "ntfy"
             "receivers[3].max_alerts must be 0",
             "receivers[3].ca_file needs an https url",
             "receivers[4].url (or url_file) is required for kind \"ntfy\"",
+            "receivers[4].quiet_hours: start and end are equal",
         ] {
             assert!(text.contains(expected), "{expected} missing from:\n{text}");
         }
