@@ -37,6 +37,9 @@ pub struct CollectorConfig {
     /// The store's periodic work: flushes.
     #[serde(default)]
     pub maintenance: MaintenanceConfig,
+    /// Alert rules, routing, receivers and the notification outbox.
+    #[serde(default)]
+    pub alerting: crate::alert::config::AlertingConfig,
 }
 
 /// The API listener.
@@ -209,6 +212,9 @@ pub struct CollectorSettings {
     pub flush_interval: std::time::Duration,
     /// Remote write endpoints, relative paths resolved against the config's folder.
     pub remote_write: Vec<crate::remote_write::config::RemoteWriteConfig>,
+    /// `[alerting]`, receivers' file paths resolved against the config's folder (rule
+    /// file globs are resolved when loaded, against `config_path`).
+    pub alerting: crate::alert::config::AlertingConfig,
 }
 
 /// Resolved certificate paths.
@@ -283,6 +289,15 @@ impl CollectorSettings {
                 .iter()
                 .map(|c| c.clone().with_paths_resolved(path))
                 .collect(),
+            alerting: {
+                let mut alerting = raw.alerting.clone();
+                alerting.receivers = alerting
+                    .receivers
+                    .into_iter()
+                    .map(|r| r.with_paths_resolved(path))
+                    .collect();
+                alerting
+            },
         };
         let mut settings = settings;
         let mut problems = settings.problems();
@@ -291,6 +306,7 @@ impl CollectorSettings {
             Err(storage) => problems.extend(storage),
         }
         problems.extend(crate::remote_write::config::problems(&raw.remote_write));
+        problems.extend(raw.alerting.problems(settings.scrape_interval));
         if problems.is_empty() {
             Ok(settings)
         } else {

@@ -51,6 +51,9 @@ pub struct DevOptions {
     pub listen: Option<SocketAddr>,
     /// Log format handed to the agent child.
     pub log_format: LogFormat,
+    /// A generic webhook that gets every alert, written into `DIR/collector.toml` (so
+    /// `serve` reproduces it); replaces one an earlier `--alert-webhook` wrote.
+    pub alert_webhook: Option<String>,
 }
 
 /// The files of a dev folder.
@@ -96,6 +99,10 @@ pub async fn run(options: DevOptions, shutdown: CancellationToken) -> anyhow::Re
         tracing::info!(dir = %layout.dir.display(), "dev folder created");
     }
 
+    if let Some(url) = &options.alert_webhook {
+        write_alert_webhook(&layout.collector_config(), url)?;
+        tracing::info!(url = %redact_url(url), "every alert goes to the webhook");
+    }
     let mut settings = CollectorSettings::load(&layout.collector_config())?;
     if let Some(listen) = options.listen {
         settings.listen = listen;
@@ -242,6 +249,57 @@ fn fill(dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
     // Last: its presence marks the folder as prepared.
     write_private(&dir.join("collector.toml"), collector_toml.as_bytes())?;
     Ok(())
+}
+
+/// The lines that open and close the block `--alert-webhook` writes.
+const WEBHOOK_BEGIN: &str = "# BEGIN muster-collector dev --alert-webhook";
+const WEBHOOK_END: &str = "# END muster-collector dev --alert-webhook";
+
+/// Writes (or replaces) the block sending every alert to `url` at the end of the dev
+/// folder's `collector.toml`: a webhook receiver in Alertmanager's v4 shape and a route
+/// with short timings, so a first alert arrives within seconds of firing.
+fn write_alert_webhook(config: &Path, url: &str) -> anyhow::Result<()> {
+    let parsed =
+        url::Url::parse(url).with_context(|| format!("--alert-webhook {url:?} is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!(
+            "--alert-webhook must be an http or https URL, not {:?}",
+            parsed.scheme()
+        );
+    }
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let mut kept = String::with_capacity(text.len());
+    let mut inside = false;
+    for line in text.lines() {
+        match line.trim() {
+            WEBHOOK_BEGIN => inside = true,
+            WEBHOOK_END => inside = false,
+            _ if !inside => {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+            _ => {}
+        }
+    }
+    let block = format!(
+        "{WEBHOOK_BEGIN}\n         # Every alert to one webhook (Alertmanager's webhook v4 JSON). Run dev again with\n         # another --alert-webhook to replace it, or edit [alerting] below.\n         [[alerting.receivers]]\nname = \"dev-webhook\"\nkind = \"webhook\"\nurl = {url:?}\n\n         [alerting.route]\nreceiver = \"dev-webhook\"\ngroup_by = [\"alertname\", \"host\"]\n         group_wait = \"5s\"\ngroup_interval = \"1m\"\nrepeat_interval = \"4h\"\n         {WEBHOOK_END}\n"
+    );
+    let trimmed = kept.trim_end();
+    let updated = format!("{trimmed}\n\n{block}");
+    // The file must still load: a bad URL would otherwise stop `serve` later.
+    let raw: crate::config::CollectorConfig = muster_shared::config::parse(&updated, config)?;
+    CollectorSettings::resolve(config, raw)?;
+    write_private(config, updated.as_bytes())?;
+    Ok(())
+}
+
+/// `url` without its path and query (a webhook's secret usually lives there).
+fn redact_url(url: &str) -> String {
+    url::Url::parse(url).map_or_else(
+        |_| "<unparsable>".to_owned(),
+        |u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")),
+    )
 }
 
 fn free_loopback_port() -> anyhow::Result<u16> {

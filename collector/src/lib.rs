@@ -6,6 +6,7 @@
 //! modules beside these.
 //!
 //! - [`alert`] — rules, alerts, routing, silences, receivers and the outbox.
+//! - [`alert_cli`] — `alerts` and `silence` commands, through a running collector's API.
 //! - [`config`] — `collector.toml`.
 //! - [`pki`] — the fleet CA and the collector's certificate on disk.
 //! - [`tokens`] — API tokens with roles, one-time enrollment tokens.
@@ -27,6 +28,7 @@
 //! - [`dev`] — `muster-collector dev`.
 
 pub mod alert;
+pub mod alert_cli;
 pub mod api;
 pub mod api_client;
 pub mod commands;

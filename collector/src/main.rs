@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use muster_collector::alert_cli;
+use muster_collector::api_client::ApiClient;
 use muster_collector::commands::{self, TokenRequest};
 use muster_collector::config::CollectorSettings;
 use muster_collector::tokens::ApiRole;
@@ -44,6 +46,10 @@ enum Command {
         /// API address (plain HTTP, loopback). Default: the folder's config, first 127.0.0.1:7070.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Send every alert to this webhook (Alertmanager's webhook JSON); written into
+        /// DIR/collector.toml so `serve` does the same.
+        #[arg(long)]
+        alert_webhook: Option<String>,
     },
     /// Manage the fleet's certificate authority.
     Ca {
@@ -54,6 +60,34 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// List alerts (firing, pending, recently resolved) or search their history; `alerts ack`
+    /// acknowledges one. Talks to the running collector's API.
+    Alerts {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only these states: firing, pending, resolved (comma-separated).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only alerts matching these matchers, e.g. '{host="web1"}'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Search ended episodes instead of the current alerts.
+        #[arg(long)]
+        history: bool,
+        /// With --history: text to find in labels and annotations.
+        #[arg(long, requires = "history")]
+        search: Option<String>,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: Option<AlertsCommand>,
+    },
+    /// Silence alerts by label matchers for a while.
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
     },
     /// Validate a config file; exits non-zero with the first error.
     CheckConfig {
@@ -78,6 +112,71 @@ struct Target {
     /// The collector's data folder (uses its collector.toml when present).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+}
+
+/// How a CLI command reaches the running collector.
+#[derive(Debug, Args)]
+struct ClientArgs {
+    #[command(flatten)]
+    target: Target,
+    /// File holding an API token (else MUSTER_TOKEN, else DATA_DIR/admin.token as dev mode
+    /// writes it).
+    #[arg(long)]
+    api_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Acknowledge a listed alert: it is not escalated, nor repeated while acknowledged.
+    Ack {
+        /// The alert's fingerprint (first column of `alerts`).
+        fingerprint: String,
+        /// What is being done about it.
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Lapse after this long (e.g. 2h) instead of when the alert resolves.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceCommand {
+    /// Create a silence; prints its id.
+    Add {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// A matcher, name="value" (=, !=, =~, !~); repeat for more.
+        #[arg(long = "matcher", short = 'm', required = true)]
+        matchers: Vec<String>,
+        /// How long it lasts.
+        #[arg(long, default_value = "2h")]
+        duration: String,
+        /// Why.
+        #[arg(long, short = 'c')]
+        comment: String,
+        /// Who (default: the API token's name).
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// List silences.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Only these states: active, pending, expired (comma-separated).
+        #[arg(long)]
+        state: Option<String>,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Expire {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The silence's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,11 +245,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 with_signals(|shutdown| muster_collector::server::serve(settings, shutdown, |_| {}))
                     .await
             }
-            Command::Dev { data_dir, listen } => {
+            Command::Dev {
+                data_dir,
+                listen,
+                alert_webhook,
+            } => {
                 let options = muster_collector::dev::DevOptions {
                     data_dir,
                     listen,
                     log_format: cli.log_format,
+                    alert_webhook,
                 };
                 with_signals(|shutdown| muster_collector::dev::run(options, shutdown)).await
             }
@@ -195,6 +299,71 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 Ok(())
             }
+            Command::Alerts {
+                client,
+                state,
+                filter,
+                history,
+                search,
+                json,
+                command,
+            } => {
+                let api = api_client(&client)?;
+                let text = match command {
+                    Some(AlertsCommand::Ack {
+                        fingerprint,
+                        comment,
+                        expires_in,
+                    }) => {
+                        alert_cli::acknowledge(&api, &fingerprint, &comment, expires_in.as_deref())
+                            .await?
+                    }
+                    None => {
+                        let request = alert_cli::AlertsRequest {
+                            state,
+                            filter,
+                            history,
+                            search,
+                            json,
+                        };
+                        alert_cli::alerts(&api, &request).await?
+                    }
+                };
+                println!("{text}");
+                Ok(())
+            }
+            Command::Silence { command } => {
+                let text = match command {
+                    SilenceCommand::Add {
+                        client,
+                        matchers,
+                        duration,
+                        comment,
+                        author,
+                    } => {
+                        let request = alert_cli::SilenceRequest {
+                            matchers,
+                            duration,
+                            comment,
+                            author,
+                        };
+                        alert_cli::silence_add(&api_client(&client)?, &request).await?
+                    }
+                    SilenceCommand::List {
+                        client,
+                        state,
+                        json,
+                    } => {
+                        alert_cli::silence_list(&api_client(&client)?, state.as_deref(), json)
+                            .await?
+                    }
+                    SilenceCommand::Expire { client, id } => {
+                        alert_cli::silence_expire(&api_client(&client)?, &id).await?
+                    }
+                };
+                println!("{text}");
+                Ok(())
+            }
             Command::CheckConfig { config } => {
                 let settings = CollectorSettings::load(&config)?;
                 println!("{}: ok (listen {})", config.display(), settings.listen);
@@ -206,6 +375,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// A client for the running collector that `args` point at, with its token.
+fn api_client(args: &ClientArgs) -> anyhow::Result<ApiClient> {
+    let settings = commands::locate_settings(
+        args.target.config.as_deref(),
+        args.target.data_dir.as_deref(),
+    )?;
+    let token = match commands::admin_token(args.api_token_file.as_ref())? {
+        Some(token) => token,
+        None => {
+            let dev_token = settings.data_dir.join("admin.token");
+            std::fs::read_to_string(&dev_token)
+                .map(|t| t.trim().to_owned())
+                .with_context(|| {
+                    format!(
+                        "no API token: set MUSTER_TOKEN or --api-token-file ({} does not exist)",
+                        dev_token.display()
+                    )
+                })?
+        }
+    };
+    ApiClient::new(&settings, &token)
 }
 
 /// Runs `task` with a token cancelled on SIGTERM or Ctrl-C.

@@ -5,6 +5,8 @@
 //! goes; the store's figures ([`StoreMetrics`]) are read from the tsdb by the
 //! maintenance task once per flush interval.
 
+use std::sync::{Arc, Mutex};
+
 use prometheus::core::Collector;
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
@@ -24,6 +26,10 @@ pub const DROPPED_OVER_LIMIT: &str = "over_limit";
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Families of the current store session's parts (the alert outbox), rendered with the
+    /// rest; replaced when the store is reopened, since a registry cannot take the same
+    /// family twice.
+    session: Arc<Mutex<Registry>>,
     /// Scrapes by result (`success`, `failure`).
     pub scrapes: IntCounterVec,
     /// Scrape duration.
@@ -292,6 +298,7 @@ impl Metrics {
         let store = StoreMetrics::new(r)?;
         Ok(Self {
             registry,
+            session: Arc::new(Mutex::new(Registry::new())),
             scrapes,
             scrape_duration,
             host_scrape_duration,
@@ -316,10 +323,29 @@ impl Metrics {
         &self.registry
     }
 
+    /// A fresh registry for a new store session's parts, rendered from now on in place of
+    /// the previous session's.
+    pub fn new_session_registry(&self) -> Registry {
+        let registry = Registry::new();
+        *self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = registry.clone();
+        registry
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+        let mut families = self.registry.gather();
+        families.extend(
+            self.session
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .gather(),
+        );
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        if let Err(err) = TextEncoder::new().encode(&families, &mut buffer) {
             tracing::error!(error = %err, "cannot encode metrics");
         }
         String::from_utf8(buffer).unwrap_or_default()

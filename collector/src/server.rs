@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alert::service::Alerting;
 use crate::api::{ApiState, router};
 use crate::config::CollectorSettings;
 use crate::hosts::HostRegistry;
@@ -148,6 +149,7 @@ pub async fn serve(
     muster_shared::serve::notify_ready();
 
     let shared = Shared {
+        api_url: started.url.clone(),
         clients: AgentClients::new(&pki)?,
         pki,
         health: Arc::new(StoreHealth::new(metrics.store.clone())),
@@ -197,6 +199,8 @@ pub async fn serve(
 
 /// What lives for the whole process, shared by every store session.
 struct Shared {
+    /// The API's URL, the base of alert links when `alerting.external_url` is unset.
+    api_url: String,
     pki: Arc<Pki>,
     clients: AgentClients,
     metrics: Metrics,
@@ -295,20 +299,52 @@ async fn run_session(
     let ready = Arc::new(AtomicBool::new(false));
     shared.metrics.ready.set(0);
 
+    let alerting = {
+        let config = settings.alerting.clone();
+        let config_path = settings
+            .config_path
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("collector.toml"));
+        let external_url = shared.api_url.clone();
+        let store = store.clone();
+        let source: Arc<dyn crate::series::SeriesSource> = tsdb.clone();
+        let registry = shared.metrics.new_session_registry();
+        Arc::new(
+            tokio::task::spawn_blocking(move || {
+                Alerting::open(
+                    &config,
+                    &config_path,
+                    &external_url,
+                    &store,
+                    source,
+                    &registry,
+                )
+            })
+            .await
+            .context("alerting open task failed")?
+            .context("cannot start alerting")?,
+        )
+    };
+
     let tasks = TaskTracker::new();
-    let scraper = Arc::new(Scraper::new(
-        hosts.clone(),
-        shared.clients.clone(),
-        shared.metrics.clone(),
-        ScrapeOptions {
-            interval: settings.scrape_interval,
-            timeout: settings.scrape_timeout,
-            concurrency: settings.scrape_concurrency,
-        },
-        tsdb.clone(),
-        shared.remote.clone(),
-        shared.health.clone(),
-    ));
+    alerting.start(&tasks, &session);
+    tasks.spawn(reload_rules_on_hangup(alerting.clone(), session.clone()));
+    let scraper = Arc::new(
+        Scraper::new(
+            hosts.clone(),
+            shared.clients.clone(),
+            shared.metrics.clone(),
+            ScrapeOptions {
+                interval: settings.scrape_interval,
+                timeout: settings.scrape_timeout,
+                concurrency: settings.scrape_concurrency,
+            },
+            tsdb.clone(),
+            shared.remote.clone(),
+            shared.health.clone(),
+        )
+        .notify_urgent_pulls(alerting.wake_handle()),
+    );
     let maintenance = Maintenance {
         tsdb: tsdb.clone(),
         store: store.clone(),
@@ -339,6 +375,7 @@ async fn run_session(
         agent_cert_validity: settings.agent_cert_validity,
         series: tsdb.clone(),
         store_health: shared.health.clone(),
+        alerting: Some(alerting),
     };
     serve_http(
         listener,
@@ -395,4 +432,32 @@ async fn run_session(
     } else {
         Ended::Shutdown
     })
+}
+
+/// Reloads the alert rule files on SIGHUP until the session ends; a malformed file keeps
+/// the rules in force (the reload logs why, and `/api/v1/rules` shows it).
+async fn reload_rules_on_hangup(alerting: Arc<Alerting>, session: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP; rule files reload on their interval only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = session.cancelled() => return,
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                tracing::info!("SIGHUP: reloading alert rules");
+                if let Ok(count) = alerting.rules.reload_async().await {
+                    tracing::info!(rules = count, "alert rules reloaded");
+                }
+            }
+        }
+    }
 }

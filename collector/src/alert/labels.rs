@@ -22,9 +22,26 @@ const SEPARATOR: u8 = 0xff;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// An alert's identity as 64 bits; shown as 16 lowercase hex digits.
+/// An alert's identity as 64 bits; shown, and serialized, as 16 lowercase hex digits
+/// (Alertmanager's form, so API answers and stored records read the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Fingerprint(pub u64);
+
+impl From<Fingerprint> for String {
+    fn from(fp: Fingerprint) -> String {
+        fp.to_string()
+    }
+}
+
+impl TryFrom<String> for Fingerprint {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Fingerprint::parse(&text)
+            .map_err(|_| format!("invalid fingerprint {text:?}: expected 16 hex digits"))
+    }
+}
 
 impl Fingerprint {
     /// The fingerprint of `labels`; labels with empty values are left out, as absent.
@@ -50,12 +67,14 @@ impl Fingerprint {
         Fingerprint(hash)
     }
 
-    /// Parses 16 hex digits.
+    /// Parses 1 to 16 hex digits.
     ///
     /// # Errors
-    /// The text is not 1 to 16 hex digits.
+    /// The text is not 1 to 16 hex digits (a sign is refused).
     pub fn parse(text: &str) -> Result<Self, std::num::ParseIntError> {
-        u64::from_str_radix(text, 16).map(Fingerprint)
+        // from_str_radix takes a leading '+'; a fingerprint has none.
+        let digits = text.strip_prefix('+').map_or(text, |_| "x");
+        u64::from_str_radix(digits, 16).map(Fingerprint)
     }
 }
 
@@ -121,5 +140,12 @@ mod tests {
         assert_eq!(fp.to_string(), "00000000000000ab");
         assert_eq!(Fingerprint::parse(&fp.to_string()).ok(), Some(fp));
         assert!(Fingerprint::parse("xyz").is_err());
+        assert!(Fingerprint::parse("+ab").is_err());
+        assert_eq!(serde_json::to_string(&fp).unwrap(), r#""00000000000000ab""#);
+        assert_eq!(
+            serde_json::from_str::<Fingerprint>(r#""00000000000000ab""#).unwrap(),
+            fp
+        );
+        assert!(serde_json::from_str::<Fingerprint>("171").is_err());
     }
 }

@@ -15,6 +15,7 @@
 //! [`model::Notification`]s to the outbox, the outbox hands them to a receiver. Matchers
 //! ([`matcher`]) are shared by routes, silences and inhibition rules.
 //!
+//! - [`config`] — `[alerting]` in `collector.toml`: every part's keys in one table.
 //! - [`history`] — alert episodes that ended, for the API's history search.
 //! - [`labels`] — label sets of alerts and their Alertmanager-compatible fingerprints.
 //! - [`matcher`] — Alertmanager's label matchers (`severity="critical"`, `host=~"web.*"`).
@@ -23,6 +24,7 @@
 //! - [`eval`] — evaluating rules into alerts: the state machine and its persistence.
 //! - [`route`] — the routing tree: matchers to receivers, grouping and timing parameters.
 //! - [`dispatch`] — aggregation groups, their timers, muting and the notification log.
+//! - [`service`] — the pipeline at run time: evaluation, dispatch and delivery rounds.
 //! - [`silence`] — silences and their store.
 //! - [`inhibit`] — inhibition rules, the built-in `HostDown` rule among them.
 //! - [`ack`] — acknowledgements and their store.
@@ -32,6 +34,7 @@
 //!   Alertmanager's webhook v4 and Alertmanager's API v2, one file each.
 
 pub mod ack;
+pub mod config;
 pub mod dispatch;
 pub mod eval;
 pub mod history;
@@ -44,4 +47,5 @@ pub mod outbox;
 pub mod quiet;
 pub mod route;
 pub mod rules;
+pub mod service;
 pub mod silence;

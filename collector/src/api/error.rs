@@ -38,6 +38,9 @@ pub enum ApiError {
     /// 500: our fault; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 503: a part this route needs is not running.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -56,6 +59,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

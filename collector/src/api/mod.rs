@@ -9,6 +9,7 @@
 //! Layer order, outermost first: request id and span (so every log line of a
 //! request carries its id), request metrics, body limit, then routing.
 
+pub mod alerts;
 pub mod auth;
 pub mod enroll;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod hosts;
 pub mod query;
 pub mod query_params;
 pub mod query_response;
+pub mod silences;
 pub mod system;
 pub mod tokens;
 
@@ -34,7 +36,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use muster_shared::store::Store;
 
 use crate::hosts::HostRegistry;
@@ -64,6 +66,17 @@ pub struct ApiState {
     pub series: Arc<dyn crate::series::SeriesSource>,
     /// Whether the store takes writes, for the health answers.
     pub store_health: Arc<crate::store_health::StoreHealth>,
+    /// The alerting pipeline; `None` only in tests of other routes.
+    pub alerting: Option<Arc<crate::alert::service::Alerting>>,
+}
+
+impl ApiState {
+    /// The alerting pipeline, or 503 when this collector runs without one.
+    pub fn alerting(&self) -> Result<&Arc<crate::alert::service::Alerting>, ApiError> {
+        self.alerting
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("alerting is not running".to_owned()))
+    }
 }
 
 /// Builds the router; tests call it without a socket.
@@ -82,9 +95,38 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
             "/federate",
             get(federate::federate).post(federate::federate),
         )
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/history", get(alerts::history))
+        .route("/api/v1/rules", get(alerts::rules))
+        .route("/api/v1/notifications", get(alerts::notifications))
+        .route("/api/v1/silences", get(silences::list))
+        .route("/api/v1/silences/{id}", get(silences::get))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
+        ));
+    let operator = Router::new()
+        .route(
+            "/api/v1/alerts/{fingerprint}/ack",
+            post(alerts::acknowledge).delete(alerts::unacknowledge),
+        )
+        .route("/api/v1/rules/reload", post(alerts::reload))
+        .route(
+            "/api/v1/notifications/{id}/retry",
+            post(alerts::retry_notification),
+        )
+        .route(
+            "/api/v1/notifications/{id}",
+            delete(alerts::delete_notification),
+        )
+        .route("/api/v1/silences", post(silences::create))
+        .route(
+            "/api/v1/silences/{id}",
+            post(silences::update).delete(silences::expire),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_operator,
         ));
     let admin = Router::new()
         .route("/api/v1/tokens", post(tokens::create_api))
@@ -104,6 +146,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let router = Router::new()
         .merge(public)
         .merge(viewer)
+        .merge(operator)
         .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

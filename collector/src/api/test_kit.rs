@@ -49,6 +49,7 @@ impl TestApi {
             tokens: Arc::new(tokens),
             store,
             store_health: Arc::new(StoreHealth::new(metrics.store.clone())),
+            alerting: None,
             metrics,
             ready: Arc::new(AtomicBool::new(true)),
             agent_cert_validity: Duration::from_secs(3600),
