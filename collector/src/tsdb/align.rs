@@ -13,6 +13,11 @@
 //! tolerance away from its first copy; the head therefore drops a sample as a duplicate when
 //! it is within the tolerance of the series' last one (`head.rs`). A tolerance of 0 stores
 //! timestamps exactly.
+//!
+//! A host's rounds come from several clocks: the sampling loop, and each probe on its own
+//! interval. Interleaved, they would break every grid, so [`RoundAligners`] keeps one
+//! aligner per producer, told apart by the first series of a round (each producer writes
+//! its own series, in a stable order).
 
 /// Aligns one host's round timestamps (24 bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,9 +56,66 @@ impl TimestampAligner {
     }
 }
 
+/// Producers of rounds tracked per host at most; a further one replaces the one seen
+/// least recently (its next round is then stored as it came, once).
+const MAX_PRODUCERS: usize = 8;
+
+/// One [`TimestampAligner`] per producer of a host's rounds, keyed by a round's first
+/// series id; the most recently used first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundAligners {
+    by_first_series: Vec<(u32, TimestampAligner)>,
+}
+
+impl RoundAligners {
+    /// [`TimestampAligner::align`] on the aligner of the producer whose rounds start with
+    /// `first_series` (`None`: a round without values).
+    pub fn align(&mut self, first_series: Option<u32>, raw: i64, tolerance_ms: i64) -> i64 {
+        let key = first_series.unwrap_or(u32::MAX);
+        let found = self.by_first_series.iter().position(|(k, _)| *k == key);
+        let index = match found {
+            Some(index) => index,
+            None => {
+                if self.by_first_series.len() >= MAX_PRODUCERS {
+                    self.by_first_series.pop();
+                }
+                self.by_first_series
+                    .push((key, TimestampAligner::default()));
+                self.by_first_series.len() - 1
+            }
+        };
+        // Most recent first: the sampling loop's aligner is found at once.
+        self.by_first_series[..=index].rotate_right(1);
+        self.by_first_series[0].1.align(raw, tolerance_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interleaved_producers_each_keep_their_grid() {
+        let mut a = RoundAligners::default();
+        let mut stored = Vec::new();
+        // Sampling every 10 s (series 0 first), a probe every 1 s (series 900 first),
+        // each with its own jitter.
+        for i in 0..30_i64 {
+            let probe = 100_350 + i * 1_000 + (i % 3) - 1;
+            let got = a.align(Some(900), probe, 2);
+            assert!(got.abs_diff(probe) <= 2);
+            if i % 10 == 0 {
+                let raw = 100_000 + i * 1_000 + (i % 4);
+                stored.push(a.align(Some(0), raw, 2));
+            }
+        }
+        assert_eq!(stored, [100_000, 110_000, 120_000]);
+        assert_eq!(a.by_first_series.len(), 2);
+        for k in 0..20 {
+            a.align(Some(1_000 + k), 1_000_000 + i64::from(k), 2);
+        }
+        assert_eq!(a.by_first_series.len(), MAX_PRODUCERS);
+    }
 
     #[test]
     fn jitter_within_tolerance_lands_on_the_grid() {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use muster_shared::protocol::samples::{SampleBatch, SeriesDef};
 
-use super::align::TimestampAligner;
+use super::align::RoundAligners;
 use super::cursor::PendingRounds;
 use super::dictionary::{DefMap, Dictionary, SeriesRef};
 use super::error::TsdbError;
@@ -66,7 +66,7 @@ pub(super) struct HostState {
 #[derive(Debug, Default)]
 struct HostIngest {
     cache: HashTable<(u128, SeriesRef)>,
-    aligner: TimestampAligner,
+    aligner: RoundAligners,
     /// The last batch dictionary's ids → series (reused across batches).
     defs: DefMap,
     /// The name of the dictionary `defs` holds, when its agent named it.
@@ -262,7 +262,10 @@ impl Tsdb {
         let tolerance = self.options.tolerance_ms;
         for round in &batch.rounds {
             // `check` bounds the timestamp, so it fits an i64.
-            let ts = ing.aligner.align(round.timestamp_unix_ms as i64, tolerance);
+            let first = round.values.first().map(|v| v.series);
+            let ts = ing
+                .aligner
+                .align(first, round.timestamp_unix_ms as i64, tolerance);
             {
                 let mut shard = self.head.lock(state.shard);
                 // Read under the shard lock: a compaction raising the floor then cuts
