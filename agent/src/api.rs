@@ -113,6 +113,14 @@ fn metrics_response(exposition: &Exposition) -> Response {
         .into_response()
 }
 
+/// 400 for a query string that does not parse, saying what was expected.
+fn bad_query(rejection: &axum::extract::rejection::QueryRejection, expected: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        &format!("bad query: {}; expected {expected}", rejection.body_text()),
+    )
+}
+
 /// `GET /v1/samples/urgent`: waits for an urgent round after the cursor (JSON).
 async fn urgent(
     State(state): State<AgentState>,
@@ -120,15 +128,7 @@ async fn urgent(
 ) -> Response {
     let Query(query) = match query {
         Ok(query) => query,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "bad query: {}; expected ?after=SEQ&timeout_ms=N",
-                    rejection.body_text()
-                ),
-            );
-        }
+        Err(rejection) => return bad_query(&rejection, "?after=SEQ&timeout_ms=N"),
     };
     let timeout = std::time::Duration::from_millis(query.timeout_ms.min(MAX_URGENT_WAIT_MS));
     let urgent_seq = state.urgent.wait_after(query.after, timeout).await;
@@ -143,15 +143,7 @@ async fn samples(
 ) -> Response {
     let Query(query) = match query {
         Ok(query) => query,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "bad query: {}; expected ?after=SEQ&max=N",
-                    rejection.body_text()
-                ),
-            );
-        }
+        Err(rejection) => return bad_query(&rejection, "?after=SEQ&max=N"),
     };
     let wants_json = headers
         .get(header::ACCEPT)

@@ -29,7 +29,7 @@ use super::config::ReceiverConfig;
 use super::error::{FailureReason, NotifyError, ReceiverError, retry_after_seconds};
 use super::http::{HttpSender, Reply, receiver_url};
 use super::redact::{SecretUrl, Secrets};
-use super::render::{AlertText, Fault, Message, Tone, rfc3339};
+use super::render::{AlertText, Message, Tone, rfc3339};
 use super::truncate::Truncator;
 use super::{Delivered, Notifier, SendFuture};
 use crate::alert::model::Notification;
@@ -238,32 +238,7 @@ impl Notifier for Discord {
 }
 
 fn embed(alert: &AlertText, cut: &mut Truncator) -> Embed {
-    let mut fields: Vec<(&'static str, String)> = Vec::new();
-    if let Some(host) = &alert.host {
-        fields.push(("Host", host.clone()));
-    }
-    match &alert.fault {
-        Some(Fault::Container(name)) => fields.push(("Container", name.clone())),
-        Some(Fault::Probe { probe, target }) => {
-            if !probe.is_empty() {
-                fields.push(("Probe", probe.clone()));
-            }
-            if let Some(target) = target {
-                fields.push(("Target", target.clone()));
-            }
-        }
-        None => {}
-    }
-    if let Some(severity) = &alert.severity {
-        fields.push(("Severity", severity.clone()));
-    }
-    fields.push(("Started", alert.starts_at.clone()));
-    if let Some(end) = &alert.ends_at {
-        fields.push(("Resolved", end.clone()));
-    }
-    if let Some(who) = &alert.acknowledged_by {
-        fields.push(("Acknowledged by", who.clone()));
-    }
+    let fields = alert.facts();
     let fields = fields
         .into_iter()
         .map(|(name, value)| (name, cut.chars(&value, FIELD_VALUE_CHARS, "field value")))

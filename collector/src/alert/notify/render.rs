@@ -252,6 +252,39 @@ impl AlertText {
         lines
     }
 
+    /// Name and value pairs for platforms that lay an alert out as fields (Discord's
+    /// embed fields, Teams' facts): host, the container or probe at fault, severity,
+    /// times, acknowledgement.
+    pub fn facts(&self) -> Vec<(&'static str, String)> {
+        let mut facts: Vec<(&'static str, String)> = Vec::new();
+        if let Some(host) = &self.host {
+            facts.push(("Host", host.clone()));
+        }
+        match &self.fault {
+            Some(Fault::Container(name)) => facts.push(("Container", name.clone())),
+            Some(Fault::Probe { probe, target }) => {
+                if !probe.is_empty() {
+                    facts.push(("Probe", probe.clone()));
+                }
+                if let Some(target) = target {
+                    facts.push(("Target", target.clone()));
+                }
+            }
+            None => {}
+        }
+        if let Some(severity) = &self.severity {
+            facts.push(("Severity", severity.clone()));
+        }
+        facts.push(("Started", self.starts_at.clone()));
+        if let Some(end) = &self.ends_at {
+            facts.push(("Resolved", end.clone()));
+        }
+        if let Some(who) = &self.acknowledged_by {
+            facts.push(("Acknowledged by", who.clone()));
+        }
+        facts
+    }
+
     /// `[critical] ContainerUnhealthy — host web1, container api` and the details, one
     /// per line: the plain-text block of one alert.
     pub fn plain_text(&self) -> String {

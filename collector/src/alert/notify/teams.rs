@@ -20,7 +20,7 @@ use super::config::ReceiverConfig;
 use super::error::ReceiverError;
 use super::http::{HttpSender, receiver_url};
 use super::redact::{SecretUrl, Secrets};
-use super::render::{AlertText, Fault, Message, Tone};
+use super::render::{AlertText, Message, Tone};
 use super::truncate::Truncator;
 use super::{Delivered, Notifier, SendFuture};
 use crate::alert::model::Notification;
@@ -159,32 +159,7 @@ fn container(alert: &AlertText, cut: &mut Truncator) -> Value {
             "isSubtle": true,
         }));
     }
-    let mut facts: Vec<(&str, String)> = Vec::new();
-    if let Some(host) = &alert.host {
-        facts.push(("Host", host.clone()));
-    }
-    match &alert.fault {
-        Some(Fault::Container(name)) => facts.push(("Container", name.clone())),
-        Some(Fault::Probe { probe, target }) => {
-            if !probe.is_empty() {
-                facts.push(("Probe", probe.clone()));
-            }
-            if let Some(target) = target {
-                facts.push(("Target", target.clone()));
-            }
-        }
-        None => {}
-    }
-    if let Some(severity) = &alert.severity {
-        facts.push(("Severity", severity.clone()));
-    }
-    facts.push(("Started", alert.starts_at.clone()));
-    if let Some(end) = &alert.ends_at {
-        facts.push(("Resolved", end.clone()));
-    }
-    if let Some(who) = &alert.acknowledged_by {
-        facts.push(("Acknowledged by", who.clone()));
-    }
+    let facts = alert.facts();
     let facts: Vec<Value> = facts
         .into_iter()
         .map(|(title, value)| {
