@@ -74,7 +74,12 @@ fn main() {
 }
 
 /// Runs `trials` down/up cycles and returns the down → firing-notification latencies.
-fn measure(side: &dyn Side, target: &WebhookSink, webhook: &WebhookSink, trials: usize) -> Vec<Duration> {
+fn measure(
+    side: &dyn Side,
+    target: &WebhookSink,
+    webhook: &WebhookSink,
+    trials: usize,
+) -> Vec<Duration> {
     target.answer(200);
     std::thread::sleep(side.settle());
     let mut latencies = Vec::with_capacity(trials);
@@ -84,13 +89,20 @@ fn measure(side: &dyn Side, target: &WebhookSink, webhook: &WebhookSink, trials:
         std::thread::sleep(phase);
         let down_at = SystemTime::now();
         target.answer(503);
-        let fired = wait_notice(webhook, down_at, "firing")
-            .unwrap_or_else(|| common::give_up(&format!("{}: trial {trial}: no firing notice within {TRIAL_LIMIT:?}", side.name())));
+        let fired = wait_notice(webhook, down_at, "firing").unwrap_or_else(|| {
+            common::give_up(&format!(
+                "{}: trial {trial}: no firing notice within {TRIAL_LIMIT:?}",
+                side.name()
+            ))
+        });
         latencies.push(fired.duration_since(down_at).unwrap_or_default());
         let up_at = SystemTime::now();
         target.answer(200);
         wait_notice(webhook, up_at, "resolved").unwrap_or_else(|| {
-            common::give_up(&format!("{}: trial {trial}: no resolved notice within {TRIAL_LIMIT:?}", side.name()))
+            common::give_up(&format!(
+                "{}: trial {trial}: no resolved notice within {TRIAL_LIMIT:?}",
+                side.name()
+            ))
         });
         target.clear();
     }
@@ -98,7 +110,10 @@ fn measure(side: &dyn Side, target: &WebhookSink, webhook: &WebhookSink, trials:
         "{}: {} trials, latencies ms: {:?}",
         side.name(),
         latencies.len(),
-        latencies.iter().map(Duration::as_millis).collect::<Vec<_>>()
+        latencies
+            .iter()
+            .map(Duration::as_millis)
+            .collect::<Vec<_>>()
     );
     latencies
 }
