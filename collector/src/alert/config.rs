@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dispatch::{DispatchSettings, ReceiverPolicy};
 use super::inhibit::InhibitRuleConfig;
+use super::notify::ReceiverKind;
 use super::notify::config::ReceiverConfig;
 use super::outbox::OutboxConfig;
 use super::route::RouteConfig;
@@ -142,6 +143,8 @@ impl AlertingConfig {
                         send_resolved: r.send_resolved,
                         quiet_hours: r.quiet_hours.clone(),
                         max_alerts: r.max_alerts,
+                        // Alertmanager ends an alert whose lease is not renewed.
+                        repeat_acknowledged: r.kind == ReceiverKind::Alertmanager,
                     },
                 )
             })
@@ -167,11 +170,49 @@ impl AlertingConfig {
             &self.receivers,
         ));
         problems.extend(self.outbox.problems("alerting.outbox"));
-        if let Err(found) = self.dispatch_settings("") {
-            problems.extend(found);
+        match self.dispatch_settings("") {
+            Err(found) => problems.extend(found),
+            Ok(Some(settings)) => problems.extend(self.lease_problems(&settings)),
+            Ok(None) => {}
         }
         if self.history_retention.get().is_zero() {
             problems.push("alerting.history_retention must be above zero".to_owned());
+        }
+        problems
+    }
+}
+
+impl AlertingConfig {
+    /// Alertmanager ends a pushed alert when its lease (`endsAt`) passes without a new
+    /// push, so a route to an `alertmanager` receiver must notify again within a quarter
+    /// of the lease (research §6: re-send well before it lapses).
+    fn lease_problems(&self, settings: &DispatchSettings) -> Vec<String> {
+        let mut problems = Vec::new();
+        for receiver in &self.receivers {
+            if receiver.kind != ReceiverKind::Alertmanager {
+                continue;
+            }
+            let quarter_ms = u64::try_from(receiver.lease().as_millis() / 4).unwrap_or(u64::MAX);
+            for node in settings.route.nodes() {
+                let escalates_here = node
+                    .escalation
+                    .as_ref()
+                    .is_some_and(|e| e.receiver == receiver.name);
+                if node.receiver != receiver.name && !escalates_here {
+                    continue;
+                }
+                if node.group_interval_ms > quarter_ms || node.repeat_interval_ms > quarter_ms {
+                    problems.push(format!(
+                        "alerting.route {}: receiver {:?} is an Alertmanager with a {} lease, so \
+                         group_interval and repeat_interval must be at most {} (a quarter of it), \
+                         or it resolves alerts that still fire",
+                        node.key,
+                        receiver.name,
+                        humantime::format_duration(receiver.lease()),
+                        humantime::format_duration(std::time::Duration::from_millis(quarter_ms)),
+                    ));
+                }
+            }
         }
         problems
     }

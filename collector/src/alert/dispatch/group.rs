@@ -152,7 +152,8 @@ impl Group {
                 resolved: &resolved_set,
                 send_resolved: policy.send_resolved,
                 repeat_interval_ms: self.repeat_interval_ms,
-                may_repeat: !firing_set.iter().all(|fp| mutes.acks.contains_key(fp)),
+                may_repeat: policy.repeat_acknowledged
+                    || !firing_set.iter().all(|fp| mutes.acks.contains_key(fp)),
             };
             if needs_update(nflog.get(&self.receiver, &self.key), &found, now_ms) {
                 if !firing.is_empty() || policy.send_resolved {

@@ -16,6 +16,9 @@ pub struct ReceiverPolicy {
     /// Most alerts in one notification, firing ones first; the rest are counted in
     /// `truncated_alerts`. 0 means no limit (the default).
     pub max_alerts: usize,
+    /// Repeat a group even while every firing alert in it is acknowledged. Default
+    /// `false`; on for Alertmanager receivers, whose alerts end when repeats stop.
+    pub repeat_acknowledged: bool,
 }
 
 impl Default for ReceiverPolicy {
@@ -24,6 +27,7 @@ impl Default for ReceiverPolicy {
             send_resolved: true,
             quiet_hours: None,
             max_alerts: 0,
+            repeat_acknowledged: false,
         }
     }
 }

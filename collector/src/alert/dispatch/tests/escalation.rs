@@ -163,6 +163,20 @@ fn a_group_whose_firing_alerts_are_all_acknowledged_is_not_repeated() {
         play_with_ack(&mut kit, steps, Some((100, "Disk/web1"))),
         ["t=30 chat {} F[Disk/web1] R[]"]
     );
+    // An Alertmanager receiver keeps hearing of it: its alerts end when pushes stop.
+    let keeps_repeating = ReceiverPolicy {
+        repeat_acknowledged: true,
+        ..ReceiverPolicy::default()
+    };
+    let mut am = Kit::new(REPEATING, &[("chat", keeps_repeating)]);
+    assert_eq!(
+        play_with_ack(&mut am, steps, Some((100, "Disk/web1"))),
+        [
+            "t=30 chat {} F[Disk/web1] R[]",
+            "t=630 chat {} F[Disk/web1*] R[]",
+            "t=1230 chat {} F[Disk/web1*] R[]",
+        ]
+    );
     let fp = kit.alert("Disk/web1").fingerprint();
     assert_eq!(
         kit.dispatcher()

@@ -35,7 +35,7 @@ fn quiet_policy(send_resolved: bool, max_alerts: usize) -> ReceiverPolicy {
     ReceiverPolicy {
         send_resolved,
         max_alerts,
-        quiet_hours: None,
+        ..ReceiverPolicy::default()
     }
 }
 
