@@ -144,12 +144,28 @@ pub async fn serve(
         version = muster_shared::version::long_version(),
         "collector started"
     );
+    let rules = {
+        let config = settings.alerting.clone();
+        let config_path = settings
+            .config_path
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("collector.toml"));
+        let external_url = link_base(&started.url, api_addr);
+        Arc::new(
+            tokio::task::spawn_blocking(move || {
+                Alerting::load_rules(&config, &config_path, &external_url)
+            })
+            .await
+            .context("rule loading task failed")??,
+        )
+    };
     on_started(&started);
     // systemd's "ready" is "serving": /health/ready tells the scrape state.
     muster_shared::serve::notify_ready();
 
     let shared = Shared {
-        api_url: started.url.clone(),
+        rules,
+        api_url: link_base(&started.url, api_addr),
         clients: AgentClients::new(&pki)?,
         pki,
         health: Arc::new(StoreHealth::new(metrics.store.clone())),
@@ -201,6 +217,8 @@ pub async fn serve(
 struct Shared {
     /// The API's URL, the base of alert links when `alerting.external_url` is unset.
     api_url: String,
+    /// The alert rules in force: loaded once, kept across store sessions.
+    rules: Arc<crate::alert::rules::reload::LoadedRules>,
     pki: Arc<Pki>,
     clients: AgentClients,
     metrics: Metrics,
@@ -301,24 +319,14 @@ async fn run_session(
 
     let alerting = {
         let config = settings.alerting.clone();
-        let config_path = settings
-            .config_path
-            .clone()
-            .unwrap_or_else(|| settings.data_dir.join("collector.toml"));
+        let rules = shared.rules.clone();
         let external_url = shared.api_url.clone();
         let store = store.clone();
         let source: Arc<dyn crate::series::SeriesSource> = tsdb.clone();
         let registry = shared.metrics.new_session_registry();
         Arc::new(
             tokio::task::spawn_blocking(move || {
-                Alerting::open(
-                    &config,
-                    &config_path,
-                    &external_url,
-                    &store,
-                    source,
-                    &registry,
-                )
+                Alerting::open(&config, rules, &external_url, &store, source, &registry)
             })
             .await
             .context("alerting open task failed")?
@@ -454,10 +462,19 @@ async fn reload_rules_on_hangup(alerting: Arc<Alerting>, session: CancellationTo
                     return;
                 }
                 tracing::info!("SIGHUP: reloading alert rules");
-                if let Ok(count) = alerting.rules.reload_async().await {
-                    tracing::info!(rules = count, "alert rules reloaded");
-                }
+                // The reload logs its outcome; a failure keeps the rules in force.
+                let _ = alerting.rules.reload_async().await;
             }
         }
+    }
+}
+
+/// The base of links in notifications: the API's URL, with this host's name in place of an
+/// unspecified listen address (`0.0.0.0` is no address to follow).
+fn link_base(url: &str, addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        url.replacen(&addr.ip().to_string(), &crate::pki::local_hostname(), 1)
+    } else {
+        url.to_owned()
     }
 }

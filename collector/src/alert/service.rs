@@ -33,6 +33,7 @@ use super::labels::Fingerprint;
 use super::model::{Alert, AlertState};
 use super::notify::Receiver;
 use super::outbox::{Outbox, OutboxWorkers};
+use super::rules::config::AlertingRulesConfig;
 use super::rules::reload::{LoadedRules, RuleSource};
 use super::silence::SilenceStore;
 use crate::series::SeriesSource;
@@ -134,30 +135,39 @@ pub struct Alerting {
 }
 
 impl Alerting {
-    /// Opens every part over `store`: loads the rules (a malformed file is an error, as a
-    /// malformed `collector.toml` is), restores alert state, the log and the outbox, and
-    /// builds the receivers. Blocking. `external_url` is the links' base when the config
-    /// gives none; `config_path` anchors the rule file globs.
+    /// Loads the rule files once for the process (a malformed file is an error, as a
+    /// malformed `collector.toml` is; later reloads keep the rules in force instead).
+    /// `config_path` anchors the globs; `external_url` is the links' base when the config
+    /// gives none. Blocking.
+    ///
+    /// # Errors
+    /// [`AlertingError::Rules`] with every error and its `file:line:col`.
+    pub fn load_rules(
+        config: &AlertingConfig,
+        config_path: &Path,
+        external_url: &str,
+    ) -> Result<LoadedRules, AlertingError> {
+        LoadedRules::open(
+            RuleSource::new(&rules_config(config, external_url), config_path),
+            crate::unix_ms(),
+        )
+        .map_err(|e| AlertingError::Rules(e.to_string()))
+    }
+
+    /// Opens every part over `store` with the process's `rules`: restores alert state,
+    /// the log and the outbox, and builds the receivers. Blocking.
     ///
     /// # Errors
     /// An [`AlertingError`] naming the part that failed.
     pub fn open(
         config: &AlertingConfig,
-        config_path: &Path,
+        rules: Arc<LoadedRules>,
         external_url: &str,
         store: &Store,
         source: Arc<dyn SeriesSource>,
         registry: &Registry,
     ) -> Result<Self, AlertingError> {
-        let mut rules_config = config.rules();
-        if rules_config.external_url.is_empty() {
-            external_url.clone_into(&mut rules_config.external_url);
-        }
-        let rules = LoadedRules::open(
-            RuleSource::new(&rules_config, config_path),
-            crate::unix_ms(),
-        )
-        .map_err(|e| AlertingError::Rules(e.to_string()))?;
+        let rules_config = rules_config(config, external_url);
         let evaluator = Evaluator::open(store, EvalOptions::from_config(&rules_config))
             .map_err(|e| AlertingError::Store(e.to_string()))?;
         let store_err = |e: &dyn std::fmt::Display| AlertingError::Store(e.to_string());
@@ -181,7 +191,7 @@ impl Alerting {
         };
         let metrics = AlertMetrics::register(registry)?;
         Ok(Self {
-            rules: Arc::new(rules),
+            rules,
             evaluator: Arc::new(evaluator),
             silences: SilenceStore::open(store).map_err(|e| store_err(&e))?,
             acks: AckStore::open(store).map_err(|e| store_err(&e))?,
@@ -374,6 +384,15 @@ impl Alerting {
                 .set(gauge(n));
         }
     }
+}
+
+/// The rule evaluator's settings, links based on `external_url` unless the config names one.
+fn rules_config(config: &AlertingConfig, external_url: &str) -> AlertingRulesConfig {
+    let mut rules = config.rules();
+    if rules.external_url.is_empty() {
+        external_url.clone_into(&mut rules.external_url);
+    }
+    rules
 }
 
 fn gauge(n: usize) -> i64 {
