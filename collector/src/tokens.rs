@@ -100,6 +100,18 @@ pub struct Caller {
     pub token_id: String,
 }
 
+impl Caller {
+    /// Who acts, for silences and acknowledgements: the token's name, or its id when it
+    /// has none.
+    pub fn author(&self) -> String {
+        if self.name.trim().is_empty() {
+            format!("token {}", self.token_id)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
 /// Why an enrollment token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnrollRefusal {

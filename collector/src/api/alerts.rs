@@ -15,6 +15,7 @@
 //!   (operator) for dead letters.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
 use serde::{Deserialize, Serialize};
 
@@ -103,8 +104,9 @@ pub struct AlertsQuery {
 /// `GET /api/v1/alerts` (viewer).
 pub async fn list(
     State(state): State<ApiState>,
-    Query(query): Query<AlertsQuery>,
+    query: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
+    let Query(query) = query.map_err(|r| bad_query(&r))?;
     let alerting = state.alerting()?;
     let states = parse_states(query.state.as_deref())?;
     let matchers = parse_filter(query.filter.as_deref())?;
@@ -137,8 +139,9 @@ pub struct HistoryParams {
 /// `GET /api/v1/alerts/history` (viewer).
 pub async fn history(
     State(state): State<ApiState>,
-    Query(params): Query<HistoryParams>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
+    let Query(params) = params.map_err(|r| bad_query(&r))?;
     let time = |name: &str, value: Option<&str>| -> Result<Option<u64>, ApiError> {
         value
             .map(|text| {
@@ -241,7 +244,7 @@ pub async fn acknowledge(
         .transpose()?;
     let acks = alerting.acks.clone();
     let store = state.store.clone();
-    let by = caller.name.clone();
+    let by = caller.author();
     let ack = blocking(move || {
         let ack = acks
             .acknowledge(&alert, &by, &body.comment, expires_at_ms, now)
@@ -332,8 +335,9 @@ pub struct NotificationsQuery {
 /// `GET /api/v1/notifications` (viewer).
 pub async fn notifications(
     State(state): State<ApiState>,
-    Query(query): Query<NotificationsQuery>,
+    query: Result<Query<NotificationsQuery>, QueryRejection>,
 ) -> Result<Json<NotificationList>, ApiError> {
+    let Query(query) = query.map_err(|r| bad_query(&r))?;
     let filter = match query.state.as_deref() {
         None | Some("all") => EntryFilter::All,
         Some("pending") => EntryFilter::Pending,
@@ -359,8 +363,9 @@ pub async fn notifications(
 pub async fn retry_notification(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    Path(id): Path<String>,
 ) -> Result<Json<OutboxEntry>, ApiError> {
+    let id = parse_id(&id)?;
     let outbox = outbox_of(&state)?;
     let entry = blocking(move || outbox.retry_dead(id).map_err(outbox_error)).await?;
     tracing::info!(id, token = %caller.token_id, "dead letter queued again");
@@ -371,8 +376,9 @@ pub async fn retry_notification(
 pub async fn delete_notification(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<u64>,
+    Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id)?;
     let outbox = outbox_of(&state)?;
     let deleted = blocking(move || outbox.delete(id).map_err(outbox_error)).await?;
     if !deleted {
@@ -414,6 +420,16 @@ fn parse_filter(text: Option<&str>) -> Result<Vec<Matcher>, ApiError> {
     })
 }
 
+fn parse_id(text: &str) -> Result<u64, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::BadRequest(format!("invalid notification id {text:?}")))
+}
+
+/// A query string that does not parse, as our JSON error.
+fn bad_query(rejection: &QueryRejection) -> ApiError {
+    ApiError::BadRequest(format!("invalid query: {}", rejection.body_text()))
+}
+
 fn parse_fingerprint(text: &str) -> Result<Fingerprint, ApiError> {
     Fingerprint::parse(text).map_err(|_| {
         ApiError::BadRequest(format!(
@@ -433,7 +449,9 @@ fn ack_error(err: AckError) -> ApiError {
 fn outbox_error(err: OutboxError) -> ApiError {
     match err {
         OutboxError::NotFound { .. } => ApiError::NotFound(err.to_string()),
-        OutboxError::NotDead { .. } => ApiError::Conflict(err.to_string()),
+        OutboxError::NotDead { .. } | OutboxError::UnknownReceiver { .. } => {
+            ApiError::Conflict(err.to_string())
+        }
         other => ApiError::internal(other),
     }
 }

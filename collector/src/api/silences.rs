@@ -98,15 +98,17 @@ pub enum MatcherList {
 pub struct ListQuery {
     /// Comma-separated states; all when absent.
     pub state: Option<String>,
-    /// Only silences whose matchers include all of these (exact text).
+    /// Only silences whose matchers match these labels (`{alertname="X"}`).
     pub filter: Option<String>,
 }
 
 /// `GET /api/v1/silences` (viewer).
 pub async fn list(
     State(state): State<ApiState>,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SilenceList>, ApiError> {
+    let Query(query) =
+        query.map_err(|r| ApiError::BadRequest(format!("invalid query: {}", r.body_text())))?;
     let mut filter = SilenceFilter::default();
     if let Some(states) = &query.state {
         for name in states.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -238,7 +240,7 @@ fn spec_of(body: SilenceBody, caller: &Caller, now_ms: u64) -> Result<SilenceSpe
         matchers,
         starts_at_ms,
         ends_at_ms,
-        created_by: body.created_by.unwrap_or_else(|| caller.name.clone()),
+        created_by: body.created_by.unwrap_or_else(|| caller.author()),
         comment: body.comment,
     })
 }
