@@ -283,7 +283,21 @@ fn write_alert_webhook(config: &Path, url: &str) -> anyhow::Result<()> {
         }
     }
     let block = format!(
-        "{WEBHOOK_BEGIN}\n         # Every alert to one webhook (Alertmanager's webhook v4 JSON). Run dev again with\n         # another --alert-webhook to replace it, or edit [alerting] below.\n         [[alerting.receivers]]\nname = \"dev-webhook\"\nkind = \"webhook\"\nurl = {url:?}\n\n         [alerting.route]\nreceiver = \"dev-webhook\"\ngroup_by = [\"alertname\", \"host\"]\n         group_wait = \"5s\"\ngroup_interval = \"1m\"\nrepeat_interval = \"4h\"\n         {WEBHOOK_END}\n"
+        "{WEBHOOK_BEGIN}\n\
+         # Every alert to one webhook (Alertmanager's webhook v4 JSON). Run dev again with\n\
+         # another --alert-webhook to replace it, or edit [alerting] below.\n\
+         [[alerting.receivers]]\n\
+         name = \"dev-webhook\"\n\
+         kind = \"webhook\"\n\
+         url = {url:?}\n\
+         \n\
+         [alerting.route]\n\
+         receiver = \"dev-webhook\"\n\
+         group_by = [\"alertname\", \"host\"]\n\
+         group_wait = \"5s\"\n\
+         group_interval = \"1m\"\n\
+         repeat_interval = \"4h\"\n\
+         {WEBHOOK_END}\n"
     );
     let trimmed = kept.trim_end();
     let updated = format!("{trimmed}\n\n{block}");

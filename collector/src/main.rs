@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use muster_collector::alert::rules::reload::RuleSource;
 use muster_collector::alert_cli;
 use muster_collector::api_client::ApiClient;
 use muster_collector::commands::{self, TokenRequest};
@@ -67,7 +68,7 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
         /// Only these states: firing, pending, resolved (comma-separated).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "history")]
         state: Option<String>,
         /// Only alerts matching these matchers, e.g. '{host="web1"}'.
         #[arg(long)]
@@ -366,7 +367,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::CheckConfig { config } => {
                 let settings = CollectorSettings::load(&config)?;
-                println!("{}: ok (listen {})", config.display(), settings.listen);
+                // The rule files too: `serve` refuses to start on a malformed one.
+                let source = RuleSource::new(&settings.alerting.rules(), &config);
+                let rules = source
+                    .load()
+                    .map_err(|errors| anyhow::anyhow!("alert rules: {errors}"))?;
+                println!(
+                    "{}: ok (listen {}, {} alert rules)",
+                    config.display(),
+                    settings.listen,
+                    rules.len()
+                );
                 Ok(())
             }
             Command::AgentRun { config } => {

@@ -162,3 +162,86 @@ fn commands_that_fail_write_nothing() {
     assert!(stderr_of(&out).contains("ca init"), "{}", stderr_of(&out));
     assert!(!dir.path().join("data").exists(), "nothing written");
 }
+
+#[test]
+fn alerting_config_errors_name_their_keys_and_rule_files_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let receivers = write(
+        &dir,
+        "alerting.toml",
+        "[alerting]\nevaluation_interval = \"100ms\"\n\n\
+         [[alerting.receivers]]\nname = \"chat\"\nkind = \"slack\"\n\n\
+         [[alerting.receivers]]\nname = \"pager\"\nkind = \"pigeon\"\nurl = \"https://x\"\n",
+    );
+    let out = collector_cli(&["check-config", "--config", &receivers]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains(&format!("{receivers}:10:8")),
+        "the unknown kind's place: {stderr}"
+    );
+
+    let route = write(
+        &dir,
+        "route.toml",
+        "[alerting]\nevaluation_interval = \"100ms\"\n\n\
+         [[alerting.receivers]]\nname = \"chat\"\nkind = \"webhook\"\n\n\
+         [alerting.route]\nreceiver = \"nobody\"\nrepeat_interval = \"1s\"\n",
+    );
+    let out = collector_cli(&["check-config", "--config", &route]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    for key in [
+        "alerting.evaluation_interval",
+        "alerting.receivers[0]",
+        "alerting.route.receiver",
+    ] {
+        assert!(stderr.contains(key), "names {key}: {stderr}");
+    }
+
+    let rule_file = write(
+        &dir,
+        "bad-rules.toml",
+        "[[rule]]\nname = \"X\"\nexpr = \"up ==\"\n",
+    );
+    let config = write(
+        &dir,
+        "with-rules.toml",
+        &format!("[alerting]\nrule_files = [{rule_file:?}]\n"),
+    );
+    let out = collector_cli(&["check-config", "--config", &config]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains(&format!("{rule_file}:3:")), "{stderr}");
+    assert!(
+        collector_cli(&["ca", "init", "--config", &config])
+            .status
+            .success()
+    );
+    let out = collector_cli(&["serve", "--config", &config]);
+    assert!(!out.status.success(), "serve refuses a malformed rule file");
+    assert!(
+        stderr_of(&out).contains("bad-rules.toml"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn probe_config_errors_name_the_probe_and_the_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "agent.toml",
+        "[[probe]]\nname = \"api\"\nkind = \"http\"\ntarget = \"http://127.0.0.1:1/\"\n\
+         conditions = [\"[STATUS] = 200\"]\n",
+    );
+    let out = agent_cli(&["check-config", "--config", &path]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains(&format!("{path}:5:")), "{stderr}");
+    assert!(
+        stderr.contains("=="),
+        "says what operator is expected: {stderr}"
+    );
+}

@@ -138,3 +138,86 @@ fn the_agent_child_never_outlives_a_killed_parent() {
     });
     drop(dev);
 }
+
+#[test]
+fn alert_webhook_gets_a_host_down_alert_and_is_kept_in_collector_toml() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = muster_tests::webhook::WebhookSink::start();
+    let port = free_port();
+    let dir = tmp.path().join("muster-dev");
+    let start = |url: &str, log: &str| {
+        Proc::start(
+            "dev",
+            Command::new(bin("muster-collector")).args([
+                "dev",
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--alert-webhook",
+                url,
+            ]),
+            tmp.path().join(log),
+        )
+    };
+    let mut dev = start(&format!("{}/first", sink.url()), "dev1.log");
+    let token = wait_for("admin token written", || {
+        std::fs::read_to_string(dir.join("admin.token")).ok()
+    });
+    wait_for("the local agent is up", || {
+        hosts(port, token.trim())?
+            .as_array()?
+            .iter()
+            .any(|h| h["status"] == "up")
+            .then_some(())
+    });
+
+    // A stopped agent stops answering: HostDown fires and reaches the webhook.
+    let agent_config = dir.join("agent.toml");
+    let agents = pids_with(agent_config.to_str().unwrap());
+    assert_eq!(agents.len(), 1, "one agent child");
+    let agent = nix::unistd::Pid::from_raw(agents[0]);
+    nix::sys::signal::kill(agent, Signal::SIGSTOP).unwrap();
+    let body = muster_tests::wait_within(
+        std::time::Duration::from_secs(120),
+        "HostDown at the webhook",
+        || {
+            sink.received().into_iter().find_map(|r| {
+                let body = r.json();
+                (r.path == "/first" && body["alerts"][0]["labels"]["alertname"] == "HostDown")
+                    .then_some(body)
+            })
+        },
+    );
+    nix::sys::signal::kill(agent, Signal::SIGCONT).unwrap();
+    assert_eq!(body["status"], "firing", "{body}");
+    assert_eq!(body["version"], "4", "{body}");
+    assert!(dev.stop().success(), "{}", dev.log());
+
+    // Written into collector.toml, and replaced (not repeated) by a second start.
+    let mut dev = start(&format!("{}/second", sink.url()), "dev2.log");
+    wait_for("the second start listens", || {
+        hosts(port, token.trim()).map(|_| ())
+    });
+    assert!(dev.stop().success(), "{}", dev.log());
+    let config = std::fs::read_to_string(dir.join("collector.toml")).unwrap();
+    assert_eq!(
+        config.matches("[[alerting.receivers]]").count(),
+        1,
+        "{config}"
+    );
+    assert!(
+        config.contains("/second") && !config.contains("/first"),
+        "{config}"
+    );
+    let out = muster_tests::run(Command::new(bin("muster-collector")).args([
+        "check-config",
+        "--config",
+        dir.join("collector.toml").to_str().unwrap(),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

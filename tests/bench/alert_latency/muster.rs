@@ -54,7 +54,7 @@ impl Muster {
         let agent = agent_dir.start();
         muster_tests::wait_for("the collector to pull the benchmark agent", || {
             let hosts = collector.hosts();
-            (hosts["hosts"][0]["status"] == "up").then_some(())
+            (hosts[0]["status"] == "up").then_some(())
         });
         Ok(Self {
             _agent: agent,

@@ -181,8 +181,8 @@ const BUILTINS: [Builtin; 9] = [
         description: |p| {
             format!(
                 "Only {{{{ $value | humanizePercentage }}}} of memory is available on \
-                 {{{{ $labels.host }}}} (below {}% for {}).",
-                p.threshold * 100.0,
+                 {{{{ $labels.host }}}} (below {} for {}).",
+                super::humanize::humanize_percentage(p.threshold),
                 for_text(p.for_)
             )
         },
