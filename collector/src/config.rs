@@ -296,6 +296,7 @@ impl CollectorSettings {
                     .into_iter()
                     .map(|r| r.with_paths_resolved(path))
                     .collect();
+                alerting.adapt_to_pull_interval(raw.scrape.interval.get());
                 alerting
             },
         };
@@ -306,7 +307,7 @@ impl CollectorSettings {
             Err(storage) => problems.extend(storage),
         }
         problems.extend(crate::remote_write::config::problems(&raw.remote_write));
-        problems.extend(raw.alerting.problems(settings.scrape_interval));
+        problems.extend(settings.alerting.problems(settings.scrape_interval));
         if problems.is_empty() {
             Ok(settings)
         } else {

@@ -22,6 +22,9 @@ use super::route::RouteConfig;
 use super::rules::builtin::BuiltinOverride;
 use super::rules::config::AlertingRulesConfig;
 
+/// HostDown's window when neither the config nor a long pull interval changes it.
+const DEFAULT_HOST_DOWN_SECONDS: f64 = 30.0;
+
 /// `[alerting]` as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,6 +105,21 @@ impl AlertingConfig {
             query_timeout: self.query_timeout,
             external_url: self.external_url.clone(),
             builtin: self.builtin.clone(),
+        }
+    }
+
+    /// Widens `HostDown`'s window to two pulls when the pull interval is long and the
+    /// threshold was left at its default (30 s), so a collector pulling every minute keeps
+    /// the rule instead of refusing its config. A threshold set by hand is left alone (and
+    /// [`AlertingConfig::problems`] says if it is too short).
+    pub fn adapt_to_pull_interval(&mut self, pull_interval: std::time::Duration) {
+        let needed = (2.0 * pull_interval.as_secs_f64()).ceil();
+        if needed <= DEFAULT_HOST_DOWN_SECONDS {
+            return;
+        }
+        let entry = self.builtin.entry("HostDown".to_owned()).or_default();
+        if entry.threshold.is_none() {
+            entry.threshold = Some(needed);
         }
     }
 
@@ -240,5 +258,58 @@ mod defaults {
     }
     pub fn yes() -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn parse(text: &str) -> AlertingConfig {
+        muster_shared::config::parse(text, Path::new("collector.toml")).unwrap()
+    }
+
+    #[test]
+    fn host_down_widens_with_a_long_pull_interval_unless_set() {
+        let mut config = parse("");
+        config.adapt_to_pull_interval(Duration::from_secs(10));
+        assert!(config.builtin.is_empty(), "30 s spans two 10 s pulls");
+        assert!(config.problems(Duration::from_secs(10)).is_empty());
+
+        config.adapt_to_pull_interval(Duration::from_secs(60));
+        assert_eq!(config.builtin["HostDown"].threshold, Some(120.0));
+        assert!(config.problems(Duration::from_secs(60)).is_empty());
+
+        let mut set = parse("[builtin.HostDown]\nthreshold = 30\n");
+        set.adapt_to_pull_interval(Duration::from_secs(60));
+        assert_eq!(set.builtin["HostDown"].threshold, Some(30.0));
+        let problems = set.problems(Duration::from_secs(60));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("alerting.builtin.HostDown.threshold")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn alertmanager_routes_must_repeat_within_a_quarter_of_the_lease() {
+        let config = parse(
+            "[[receivers]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\n\
+             [route]\nreceiver = \"am\"\n",
+        );
+        let problems = config.problems(Duration::from_secs(10));
+        assert!(
+            problems.iter().any(|p| p.contains("a quarter of it")),
+            "{problems:?}"
+        );
+        let config = parse(
+            "[[receivers]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\n\
+             [route]\nreceiver = \"am\"\ngroup_interval = \"30s\"\nrepeat_interval = \"1m\"\n",
+        );
+        assert!(config.problems(Duration::from_secs(10)).is_empty());
     }
 }
