@@ -242,12 +242,18 @@ impl Scraper {
         let mut rounds = ROUNDS_PER_PULL;
         // Cleared when the agent turns out not to serve urgent waits after all.
         let mut urgent_served = true;
+        // The newest urgent round that woke this loop: the next wait asks for a newer one,
+        // so a pull that cannot move the cursor (a paused store) never spins the loop.
+        let mut urgent_seen = 0;
         loop {
             let wake = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep_until(next) => Wake::Scheduled,
-                () = self.wait_urgent(&host, client.as_ref(), next, &mut urgent_served) => Wake::Urgent,
+                seq = self.wait_urgent(&host, client.as_ref(), next, urgent_seen, &mut urgent_served) => {
+                    urgent_seen = seq;
+                    Wake::Urgent
+                }
             };
             let outcome = match &client {
                 Some(c) => self.scrape_once(&host, c, &mut rounds, &cancel).await,
@@ -286,16 +292,18 @@ impl Scraper {
         }
     }
 
-    /// Returns once `host`'s agent holds an urgent round newer than what was pulled;
-    /// never, while there is nothing to wait for (no client yet, host down, an agent
-    /// without urgent rounds, or `until` too close), so the scheduled pull wins.
+    /// Returns the sequence of an urgent round newer than both what was pulled and
+    /// `seen`, once `host`'s agent holds one; never, while there is nothing to wait for
+    /// (no client yet, host down, an agent without urgent rounds, or `until` too close), so
+    /// the scheduled pull wins.
     async fn wait_urgent(
         &self,
         host: &HostRecord,
         client: Option<&AgentClient>,
         until: Instant,
+        seen: u64,
         served: &mut bool,
-    ) {
+    ) -> u64 {
         // Below this, the scheduled pull is as quick as an urgent one.
         const SHORTEST_WAIT: Duration = Duration::from_millis(50);
         let status = self.hosts.status(&host.id);
@@ -306,10 +314,11 @@ impl Scraper {
             && *served
             && wait >= SHORTEST_WAIT
         {
-            match client.urgent(host.address, status.cursor, wait).await {
-                Ok(seq) if seq > status.cursor => {
+            let after = status.cursor.max(seen);
+            match client.urgent(host.address, after, wait).await {
+                Ok(seq) if seq > after => {
                     tracing::debug!(host = %host.id, seq, "urgent round; pulling now");
-                    return;
+                    return seq;
                 }
                 Ok(_) => {}
                 Err(ScrapeError::Status(404)) => *served = false,
@@ -317,7 +326,7 @@ impl Scraper {
                 Err(err) => tracing::debug!(host = %host.id, error = %err, "urgent wait failed"),
             }
         }
-        std::future::pending::<()>().await;
+        std::future::pending::<u64>().await
     }
 
     fn update_gauges(&self) {
