@@ -36,8 +36,19 @@ fn webhook_receiver(url: &str) -> String {
     format!("[[alerting.receivers]]\nname = \"sink\"\nkind = \"webhook\"\nurl = \"{url}\"\n")
 }
 
-/// A collector with `rules` in a rule file (kept in the returned folder).
+/// A collector pulling every second with `rules` in a rule file (kept in the returned
+/// folder).
 fn collector_with(
+    rules: &str,
+    receivers: &str,
+    repeat: &str,
+) -> (Collector, tempfile::TempDir, PathBuf) {
+    collector_pulling_every("1s", rules, receivers, repeat)
+}
+
+/// [`collector_with`] with another scrape interval.
+fn collector_pulling_every(
+    interval: &'static str,
     rules: &str,
     receivers: &str,
     repeat: &str,
@@ -48,7 +59,7 @@ fn collector_with(
     let collector = Collector::start_with(
         CollectorOptions {
             tls: true,
-            scrape_interval: "1s",
+            scrape_interval: interval,
         },
         &CollectorConfig {
             data_dir: None,
@@ -156,6 +167,40 @@ fn a_failing_probe_reaches_the_webhook_naming_host_and_probe_then_resolves() {
         let found = api(&collector, "/api/v1/alerts/history?q=web1");
         (found["alerts"][0]["labels"]["probe"] == "api").then_some(())
     });
+}
+
+#[test]
+fn a_probe_failure_is_pulled_at_once_without_waiting_for_the_next_pull() {
+    let target = WebhookSink::start();
+    let sink = WebhookSink::start();
+    let rules = "[[rule]]\nname = \"TargetDown\"\nexpr = \"probe_success == 0\"\n";
+    // One scheduled pull at start, the next an hour later: only an urgent pull can bring
+    // the failure in time for this test.
+    let (mut collector, _dir, _) = collector_pulling_every(
+        "1h",
+        rules,
+        &webhook_receiver(&format!("{}/hook", sink.url())),
+        "1h",
+    );
+    let agent = collector.enroll_agent(
+        "web1",
+        &format!(
+            "[[probe]]\nname = \"api\"\nkind = \"http\"\ntarget = \"{}/\"\ninterval = \"1s\"\n\
+             timeout = \"900ms\"\nfailure_threshold = 1\n",
+            target.url()
+        ),
+    );
+    let _agent = agent.start();
+    // The pull at enrollment found no agent yet; a restart pulls every host at once.
+    collector.restart();
+    wait_for("the first pull", || {
+        (collector.host("web1")["status"] == "up").then_some(())
+    });
+    target.answer(503);
+    let body = wait_reported(&sink, Duration::from_secs(30), "TargetDown", "firing");
+    assert_eq!(body["alerts"][0]["labels"]["probe"], "api", "{body}");
+    target.answer(200);
+    wait_reported(&sink, Duration::from_secs(30), "TargetDown", "resolved");
 }
 
 #[test]
