@@ -236,12 +236,20 @@ impl Alerting {
         tasks.spawn(self.clone().run(cancel.child_token()));
     }
 
-    /// What the dispatcher's last pass decided for the alert: silences, inhibitions,
-    /// acknowledgement.
-    pub fn marks(&self, fingerprint: Fingerprint) -> Option<AlertMarks> {
-        self.dispatcher
-            .as_ref()
-            .and_then(|d| lock(d).marks(fingerprint).cloned())
+    /// What the dispatcher's last pass decided for each alert: silences, inhibitions,
+    /// acknowledgement. One lock for the whole list: a round holds it across its outbox
+    /// write.
+    pub fn marks(&self, fingerprints: &[Fingerprint]) -> Vec<Option<AlertMarks>> {
+        match &self.dispatcher {
+            Some(dispatcher) => {
+                let dispatcher = lock(dispatcher);
+                fingerprints
+                    .iter()
+                    .map(|fp| dispatcher.marks(*fp).cloned())
+                    .collect()
+            }
+            None => vec![None; fingerprints.len()],
+        }
     }
 
     /// Asks for a round with an evaluation now (after an acknowledgement or a silence, so

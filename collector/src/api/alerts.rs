@@ -110,13 +110,21 @@ pub async fn list(
     let alerting = state.alerting()?;
     let states = parse_states(query.state.as_deref())?;
     let matchers = parse_filter(query.filter.as_deref())?;
-    let alerts = alerting
+    let listed: Vec<Alert> = alerting
         .evaluator
         .alerts()
-        .iter()
+        .into_iter()
         .filter(|a| states.is_empty() || states.contains(&a.state))
         .filter(|a| all_match(&matchers, &a.labels))
-        .map(|a| AlertView::of(a, alerting.marks(a.fingerprint())))
+        .collect();
+    let fingerprints: Vec<Fingerprint> = listed.iter().map(Alert::fingerprint).collect();
+    let alerting = alerting.clone();
+    // The dispatcher's lock may be held across a round's disk write: off the runtime.
+    let marks = blocking(move || Ok(alerting.marks(&fingerprints))).await?;
+    let alerts = listed
+        .iter()
+        .zip(marks)
+        .map(|(alert, marks)| AlertView::of(alert, marks))
         .collect();
     Ok(Json(AlertList { alerts }))
 }
