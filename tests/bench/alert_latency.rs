@@ -3,11 +3,16 @@
 //! Prometheus + blackbox_exporter + Alertmanager, both with a 1 s probe (scrape) interval,
 //! a 1 s rule evaluation interval, no `for`, group_wait 0 and group_interval 1 s.
 //!
-//! Each trial: the target answers 200; once the previous alert's resolved notice has
-//! arrived, wait a random fraction of the interval (so trials sample every phase of the
-//! probe and evaluation clocks), switch the target to 503 and time the first webhook
-//! request that reports the alert firing; switch back and wait for the resolved notice.
-//! Prints p50 and p99 for each side and their ratio. Nothing asserts on a figure.
+//! There is one target per trial, each its own loopback server, all probed by both sides
+//! from the start. Prometheus places each target's scrapes at its own offset within the
+//! interval (a hash of its labels) and evaluates rules at another, so the delay from a
+//! probe to the next evaluation is fixed per target and differs between targets, as it does
+//! across a fleet; one target for all trials would measure one arbitrary offset.
+//!
+//! Trial `i`: wait a random fraction of the interval (so trials sample every phase of the
+//! probe clocks), switch target `i` to 503 and time the first webhook request that reports
+//! its alert firing; switch it back and wait for the resolved notice. Prints p50 and p99
+//! for each side and their ratio. Nothing asserts on a figure.
 //!
 //! `MUSTER_BENCH_TRIALS` (default 20). Needs the release binaries
 //! (`cargo build --release --workspace --bins`) and Debian's prometheus,
@@ -48,18 +53,18 @@ fn main() {
         .unwrap_or(20);
 
     let muster = {
-        let target = WebhookSink::start();
+        let targets = start_targets(trials);
         let webhook = WebhookSink::start();
-        let side = muster::Muster::start(&target.url(), &webhook.url())
+        let side = muster::Muster::start(&urls(&targets), &webhook.url())
             .unwrap_or_else(|e| common::give_up(&format!("{e:#}")));
-        measure(&side, &target, &webhook, trials)
+        measure(&side, &targets, &webhook)
     };
     let stack = {
-        let target = WebhookSink::start();
+        let targets = start_targets(trials);
         let webhook = WebhookSink::start();
-        let side = stack::Stack::start(&target.url(), &webhook.url())
+        let side = stack::Stack::start(&urls(&targets), &webhook.url())
             .unwrap_or_else(|e| common::give_up(&format!("{e:#}")));
-        measure(&side, &target, &webhook, trials)
+        measure(&side, &targets, &webhook)
     };
     for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
         let m = common::quantile(&muster, p);
@@ -73,23 +78,27 @@ fn main() {
     }
 }
 
-/// Runs `trials` down/up cycles and returns the down → firing-notification latencies.
-fn measure(
-    side: &dyn Side,
-    target: &WebhookSink,
-    webhook: &WebhookSink,
-    trials: usize,
-) -> Vec<Duration> {
-    target.answer(200);
+/// `n` targets answering 200.
+fn start_targets(n: usize) -> Vec<WebhookSink> {
+    (0..n).map(|_| WebhookSink::start()).collect()
+}
+
+/// What both sides probe: `http://127.0.0.1:PORT/`, also the alert's `target` (Muster) or
+/// `instance` (Prometheus) label.
+fn urls(targets: &[WebhookSink]) -> Vec<String> {
+    targets.iter().map(|t| format!("{}/", t.url())).collect()
+}
+
+/// One down/up cycle per target; returns the down → firing-notification latencies.
+fn measure(side: &dyn Side, targets: &[WebhookSink], webhook: &WebhookSink) -> Vec<Duration> {
     std::thread::sleep(side.settle());
-    let mut latencies = Vec::with_capacity(trials);
-    for trial in 0..trials {
-        // A random phase against the probe and evaluation clocks.
-        let phase = INTERVAL.mul_f64(random_fraction());
-        std::thread::sleep(phase);
+    let mut latencies = Vec::with_capacity(targets.len());
+    for (trial, (target, url)) in targets.iter().zip(urls(targets)).enumerate() {
+        // A random phase against the probe clocks.
+        std::thread::sleep(INTERVAL.mul_f64(random_fraction()));
         let down_at = SystemTime::now();
         target.answer(503);
-        let fired = wait_notice(webhook, down_at, "firing").unwrap_or_else(|| {
+        let fired = wait_notice(webhook, down_at, &url, "firing").unwrap_or_else(|| {
             common::give_up(&format!(
                 "{}: trial {trial}: no firing notice within {TRIAL_LIMIT:?}",
                 side.name()
@@ -98,7 +107,7 @@ fn measure(
         latencies.push(fired.duration_since(down_at).unwrap_or_default());
         let up_at = SystemTime::now();
         target.answer(200);
-        wait_notice(webhook, up_at, "resolved").unwrap_or_else(|| {
+        wait_notice(webhook, up_at, &url, "resolved").unwrap_or_else(|| {
             common::give_up(&format!(
                 "{}: trial {trial}: no resolved notice within {TRIAL_LIMIT:?}",
                 side.name()
@@ -118,9 +127,14 @@ fn measure(
     latencies
 }
 
-/// When the first webhook request after `since` arrived that reports [`ALERT_NAME`] with
-/// `status` (Alertmanager's webhook v4 shape, which both sides send).
-fn wait_notice(webhook: &WebhookSink, since: SystemTime, status: &str) -> Option<SystemTime> {
+/// When the first webhook request after `since` arrived that reports [`ALERT_NAME`] for
+/// `url` with `status` (Alertmanager's webhook v4 shape, which both sides send).
+fn wait_notice(
+    webhook: &WebhookSink,
+    since: SystemTime,
+    url: &str,
+    status: &str,
+) -> Option<SystemTime> {
     let deadline = Instant::now() + TRIAL_LIMIT;
     while Instant::now() < deadline {
         let found = webhook.received().into_iter().find(|r| {
@@ -128,7 +142,11 @@ fn wait_notice(webhook: &WebhookSink, since: SystemTime, status: &str) -> Option
                 && serde_json::from_slice::<serde_json::Value>(&r.body).is_ok_and(|body| {
                     body["alerts"].as_array().is_some_and(|alerts| {
                         alerts.iter().any(|a| {
-                            a["status"] == status && a["labels"]["alertname"] == ALERT_NAME
+                            a["status"] == status
+                                && a["labels"]["alertname"] == ALERT_NAME
+                                && a["labels"]
+                                    .as_object()
+                                    .is_some_and(|l| l.values().any(|v| v == url))
                         })
                     })
                 })

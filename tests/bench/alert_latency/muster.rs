@@ -1,4 +1,4 @@
-//! Muster's side: one agent probing the target over HTTP every second (failure threshold
+//! Muster's side: one agent probing every target over HTTP every second (failure threshold
 //! 1), the collector pulling it every second and evaluating `probe_success == 0` every
 //! second, routing to a webhook receiver with group_wait 0 and group_interval 1 s.
 
@@ -17,7 +17,7 @@ pub struct Muster {
 }
 
 impl Muster {
-    pub fn start(target_url: &str, webhook_url: &str) -> anyhow::Result<Self> {
+    pub fn start(target_urls: &[String], webhook_url: &str) -> anyhow::Result<Self> {
         let secs = INTERVAL.as_secs_f64();
         let rules_dir = tempfile::Builder::new().prefix("alert-rules-").tempdir()?;
         let rules = rules_dir.path().join("latency.toml");
@@ -43,14 +43,19 @@ impl Muster {
                 ),
             },
         );
-        let agent_dir = collector.enroll_agent(
-            "bench",
-            &format!(
-                "[[probe]]\nname = \"target\"\nkind = \"http\"\ntarget = \"{target_url}/\"\n\
-                 interval = \"{secs}s\"\ntimeout = \"{}ms\"\nfailure_threshold = 1\nsuccess_threshold = 1\n",
-                INTERVAL.mul_f64(0.9).as_millis()
-            ),
-        );
+        let probes: String = target_urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| {
+                format!(
+                    "[[probe]]\nname = \"t{i}\"\nkind = \"http\"\ntarget = \"{url}\"\n\
+                     interval = \"{secs}s\"\ntimeout = \"{}ms\"\nfailure_threshold = 1\n\
+                     success_threshold = 1\n\n",
+                    INTERVAL.mul_f64(0.9).as_millis()
+                )
+            })
+            .collect();
+        let agent_dir = collector.enroll_agent("bench", &probes);
         let agent = agent_dir.start();
         muster_tests::wait_for("the collector to pull the benchmark agent", || {
             let hosts = collector.hosts();

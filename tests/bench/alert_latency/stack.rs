@@ -23,7 +23,7 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub fn start(target_url: &str, webhook_url: &str) -> anyhow::Result<Self> {
+    pub fn start(target_urls: &[String], webhook_url: &str) -> anyhow::Result<Self> {
         for binary in [PROMETHEUS, BLACKBOX] {
             if !std::path::Path::new(binary).is_file() {
                 anyhow::bail!(
@@ -73,11 +73,16 @@ impl Stack {
                  rule_files: ['{rules}']\n\
                  alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n\
                  scrape_configs:\n  - job_name: blackbox\n    metrics_path: /probe\n    \
-                 params: {{module: [http_200]}}\n    static_configs:\n      - targets: ['{target_url}']\n    \
+                 params: {{module: [http_200]}}\n    static_configs:\n      - targets: [{targets}]\n    \
                  relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      \
                  - source_labels: [__param_target]\n        target_label: instance\n      \
                  - target_label: __address__\n        replacement: 127.0.0.1:{blackbox_port}\n",
                 rules = rules.display(),
+                targets = target_urls
+                    .iter()
+                    .map(|u| format!("'{u}'"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 am = alertmanager.url.trim_start_matches("http://"),
             ),
         )?;
