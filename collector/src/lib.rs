@@ -1,9 +1,10 @@
 //! The Muster collector: the centre of a fleet.
 //!
-//! Today it enrolls agents, pulls each agent's identity over mutual TLS on a
-//! schedule to know which hosts are up, and serves a token-protected API with
-//! its own metrics. Time series, alerts, deploys and backups arrive as later
-//! modules beside these.
+//! It enrolls agents, pulls their sample buffers over mutual TLS into its own
+//! time-series store, evaluates alert rules and delivers notifications, and
+//! serves a token-protected API (Prometheus-compatible queries, `/federate`,
+//! alerts and silences) with its own metrics. Deploys and backups arrive as
+//! later modules beside these.
 //!
 //! - [`alert`] — rules, alerts, routing, silences, receivers and the outbox.
 //! - [`alert_cli`] — `alerts` and `silence` commands, through a running collector's API.
