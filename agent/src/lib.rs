@@ -24,3 +24,10 @@ pub mod probe;
 pub mod run;
 pub mod sample;
 pub mod urgent;
+
+/// Milliseconds since the Unix epoch, the agent's one clock reading (0 before 1970).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

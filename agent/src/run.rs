@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use muster_shared::protocol::PROTOCOL_VERSION;
@@ -183,7 +182,7 @@ pub async fn run(
             agent_version: muster_shared::version::VERSION.to_owned(),
             protocol_version: PROTOCOL_VERSION,
             capabilities,
-            started_at_unix_ms: unix_ms(),
+            started_at_unix_ms: crate::unix_ms(),
         }),
         ready: ready.clone(),
         buffer: buffer.clone(),
@@ -252,12 +251,6 @@ async fn build_samplers(
         samplers.push(containers);
     }
     samplers
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -204,17 +204,9 @@ fn alert_line(alert: &AlertView) -> String {
     line
 }
 
-/// A query value with everything but RFC 3986's unreserved characters escaped.
+/// A query value, form-encoded.
 fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[cfg(test)]
@@ -223,7 +215,7 @@ mod tests {
 
     #[test]
     fn encodes_matchers_for_a_query_string() {
-        assert_eq!(encode(r#"{a="b c"}"#), "%7Ba%3D%22b%20c%22%7D");
+        assert_eq!(encode(r#"{a="b c"}"#), "%7Ba%3D%22b+c%22%7D");
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! await; an append in progress completes first (the tracker waits for it).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -127,7 +127,7 @@ impl<P: Prober> ProbeTask<P> {
     /// Runs the probe once, bounded by its timeout, and judges the run.
     async fn run_once(&mut self) -> Run {
         let probe = self.probe.clone();
-        let started_unix_ms = unix_ms();
+        let started_unix_ms = crate::unix_ms();
         let started = tokio::time::Instant::now();
         let mut outcome = Outcome::default();
         let finished = tokio::time::timeout(probe.timing.timeout, probe.prober.probe(&mut outcome))
@@ -238,12 +238,6 @@ impl<P: Prober> ProbeTask<P> {
             }
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

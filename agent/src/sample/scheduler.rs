@@ -15,7 +15,7 @@
 //! append is a single blocking call that completes or never starts.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
@@ -217,7 +217,7 @@ impl Scheduler {
     /// Takes one round: samplers, buffer append, exposition.
     pub async fn round(&mut self) {
         let started = Instant::now();
-        let timestamp_unix_ms = unix_ms();
+        let timestamp_unix_ms = crate::unix_ms();
         self.round += 1;
         self.own.begin_round();
         self.start_passes();
@@ -435,12 +435,6 @@ fn push_values(table: &mut SeriesTable, sink: &dyn RoundSink, values: &mut Vec<(
         };
         values.push((id, series.value));
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
