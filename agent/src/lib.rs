@@ -16,6 +16,8 @@
 //! - [`memory`] — keeping resident memory near the live heap (glibc).
 
 pub mod api;
+pub mod backup;
+pub mod backup_cli;
 pub mod buffer;
 pub mod config;
 pub mod enroll;

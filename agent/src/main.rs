@@ -48,6 +48,11 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Back up, list, restore, verify and prune a local repository (no config file needed).
+    Backup {
+        #[command(subcommand)]
+        command: muster_agent::backup_cli::BackupCommand,
+    },
     /// Validate a config file; exits non-zero with the first error.
     CheckConfig {
         /// The agent's config file.
@@ -61,6 +66,16 @@ fn main() -> ExitCode {
     if let Err(err) = telemetry::init(cli.log_format, "info") {
         eprintln!("muster-agent: {err}");
         return ExitCode::from(2);
+    }
+    if let Command::Backup { command } = cli.command {
+        // Synchronous, on its own threads: no async runtime.
+        return match muster_agent::backup_cli::run(command) {
+            Ok(code) => ExitCode::from(code),
+            Err(err) => {
+                eprintln!("muster-agent: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
     }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,6 +125,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 );
                 Ok(())
             }
+            Command::Backup { .. } => unreachable!("handled before the runtime starts"),
             Command::CheckConfig { config } => {
                 let settings = AgentSettings::load(&config)?;
                 println!("{}: ok (listen {})", config.display(), settings.listen);

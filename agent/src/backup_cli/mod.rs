@@ -1,0 +1,300 @@
+//! `muster-agent backup ...`: the repository on the command line, with no config file.
+//!
+//! Each command opens the repository with the lock it needs, prints a human summary (or one
+//! JSON object with `--json`), shows a progress bar when stderr is a terminal and stays quiet
+//! otherwise. Exit status: 0 done, 1 failed, 3 done but some entries could not be read or
+//! written (as restic does).
+
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::backup::archiver::{self, BackupRequest};
+use crate::backup::catalog::Catalog;
+use crate::backup::repo::config::InitOptions;
+use crate::backup::repo::lock::LockMode;
+use crate::backup::repo::{RepoError, Repository};
+use crate::backup::restorer::{self, RestoreRequest};
+use crate::backup::snapshot;
+
+use self::progress::Bar;
+
+/// Exit status when the command finished but skipped entries.
+pub const EXIT_PARTIAL: u8 = 3;
+
+/// Where the repository and its catalog are.
+#[derive(Debug, Args)]
+pub struct RepoArgs {
+    /// The repository folder.
+    #[arg(long, env = "MUSTER_BACKUP_REPO")]
+    pub repo: PathBuf,
+    /// Folder for the local catalog (files cache, snapshot statistics) [default:
+    /// $XDG_CACHE_HOME/muster/backup or ~/.cache/muster/backup].
+    #[arg(long, env = "MUSTER_BACKUP_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+    /// Seconds to wait for another process's lock on the repository.
+    #[arg(long, default_value_t = 0)]
+    pub lock_wait: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The backup commands.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up files and folders (the repository is created if missing).
+    Run {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// Leave out entries matching this glob (a name at any depth, or a path with `/`).
+        #[arg(long = "exclude", value_name = "GLOB")]
+        excludes: Vec<String>,
+        /// Tag the snapshot.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Worker threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// zstd level of a repository created by this run.
+        #[arg(long, default_value_t = crate::backup::repo::config::DEFAULT_COMPRESSION)]
+        compression: i32,
+        /// Files and folders to back up.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List snapshots, oldest first.
+    List {
+        #[command(flatten)]
+        repo: RepoArgs,
+    },
+    /// Restore a snapshot (or a path in it) into a folder.
+    Restore {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// `latest`, a snapshot id, or an id prefix.
+        snapshot: String,
+        /// The folder to restore into; `/` puts files back where they were.
+        #[arg(long)]
+        target: PathBuf,
+        /// Restore only this path of the snapshot (absolute, as backed up).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Worker threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+}
+
+/// Runs a backup command; returns the exit status.
+pub fn run(command: BackupCommand) -> anyhow::Result<u8> {
+    let cancel = AtomicBool::new(false);
+    match command {
+        BackupCommand::Run {
+            repo,
+            excludes,
+            tags,
+            threads,
+            compression,
+            paths,
+        } => {
+            let mut r = open_or_init(&repo, compression)?;
+            let catalog = open_catalog(&repo, &r)?;
+            let request = BackupRequest {
+                sources: paths,
+                excludes,
+                tags,
+                threads,
+            };
+            let bar = Bar::new("backup", repo.json);
+            let out = archiver::run(&mut r, &catalog, &request, &bar, &cancel)
+                .context("backup failed")?;
+            bar.finish();
+            let s = &out.snapshot.summary;
+            if repo.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "snapshot": out.id,
+                        "time": out.snapshot.time.to_rfc3339(),
+                        "files": s.files,
+                        "dirs": s.dirs,
+                        "files_read": s.files_read,
+                        "files_unchanged": s.files_unchanged,
+                        "total_bytes": s.total_bytes,
+                        "bytes_read": s.bytes_read,
+                        "blobs_added": s.blobs_added,
+                        "raw_bytes_added": s.raw_bytes_added,
+                        "bytes_added": s.bytes_added,
+                        "errors": s.errors,
+                        "duration_seconds": s.duration_seconds,
+                    })
+                );
+            } else {
+                println!(
+                    "snapshot {} saved: {} files, {} folders ({} read, {} unchanged); {} read, \
+                     {} new ({} stored) in {:.1} s",
+                    &out.id[..8],
+                    s.files,
+                    s.dirs,
+                    s.files_read,
+                    s.files_unchanged,
+                    progress::bytes(s.bytes_read),
+                    progress::bytes(s.raw_bytes_added),
+                    progress::bytes(s.bytes_added),
+                    s.duration_seconds
+                );
+            }
+            Ok(partial(s.errors, "entries could not be read"))
+        }
+        BackupCommand::List { repo } => {
+            let r = open(&repo, LockMode::Shared, "list")?;
+            let all = snapshot::list(&r)?;
+            if repo.json {
+                let items: Vec<_> = all
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "id": e.id,
+                            "short_id": &e.id[..8],
+                            "time": e.snapshot.time.to_rfc3339(),
+                            "host": e.snapshot.host,
+                            "paths": e.snapshot.paths,
+                            "tags": e.snapshot.tags,
+                            "summary": e.snapshot.summary,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(items));
+            } else {
+                println!(
+                    "{:<8}  {:<25}  {:<16}  {:>10}  paths",
+                    "id", "time", "host", "size"
+                );
+                for e in &all {
+                    let s = &e.snapshot;
+                    println!(
+                        "{:<8}  {:<25}  {:<16}  {:>10}  {}",
+                        &e.id[..8],
+                        s.time.format("%Y-%m-%d %H:%M:%S %:z"),
+                        s.host,
+                        progress::bytes(s.summary.total_bytes),
+                        s.paths.join(" ")
+                    );
+                }
+                println!("{} snapshots", all.len());
+            }
+            Ok(0)
+        }
+        BackupCommand::Restore {
+            repo,
+            snapshot: reference,
+            target,
+            path,
+            threads,
+        } => {
+            let r = open(&repo, LockMode::Shared, "restore")?;
+            let entry = snapshot::resolve(&r, &reference)?;
+            let request = RestoreRequest {
+                target: target.clone(),
+                include: path,
+                threads,
+            };
+            let bar = Bar::new("restore", repo.json);
+            let summary = restorer::run(&r, &entry.snapshot, &request, &bar, &cancel)
+                .with_context(|| format!("restore of {} failed", &entry.id[..8]))?;
+            bar.finish();
+            if repo.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"snapshot": entry.id, "target": target, "summary": summary})
+                );
+            } else {
+                println!(
+                    "restored snapshot {} to {}: {} files, {} folders, {} other entries, {}",
+                    &entry.id[..8],
+                    target.display(),
+                    summary.files,
+                    summary.dirs,
+                    summary.others,
+                    progress::bytes(summary.bytes)
+                );
+            }
+            Ok(partial(summary.errors, "entries could not be restored"))
+        }
+    }
+}
+
+fn partial(errors: u64, what: &str) -> u8 {
+    if errors == 0 {
+        0
+    } else {
+        eprintln!("muster-agent: {errors} {what} (named in the log above)");
+        EXIT_PARTIAL
+    }
+}
+
+fn open(args: &RepoArgs, mode: LockMode, what: &str) -> anyhow::Result<Repository> {
+    let r = Repository::open(&args.repo, mode, Duration::from_secs(args.lock_wait), what)?;
+    log_report(&r);
+    Ok(r)
+}
+
+fn open_or_init(args: &RepoArgs, compression: i32) -> anyhow::Result<Repository> {
+    let wait = Duration::from_secs(args.lock_wait);
+    match Repository::open(&args.repo, LockMode::Exclusive, wait, "backup") {
+        Ok(r) => {
+            log_report(&r);
+            Ok(r)
+        }
+        Err(RepoError::NotARepository { .. }) => {
+            let options = InitOptions {
+                compression,
+                ..InitOptions::default()
+            };
+            let r = Repository::init(&args.repo, options).with_context(|| {
+                format!("cannot create a repository in {}", args.repo.display())
+            })?;
+            tracing::info!(repo = %args.repo.display(), id = %r.config().id, "created repository");
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn log_report(r: &Repository) {
+    let rep = r.open_report();
+    if rep.unindexed_packs > 0 || rep.missing_packs > 0 || rep.removed_temporaries > 0 {
+        tracing::info!(
+            unindexed_packs = rep.unindexed_packs,
+            missing_packs = rep.missing_packs,
+            removed_temporaries = rep.removed_temporaries,
+            "repaired what an interrupted run left"
+        );
+    }
+}
+
+/// The catalog folder: `--cache-dir`, else the XDG cache folder.
+pub fn cache_dir(args: &RepoArgs) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = &args.cache_dir {
+        return Ok(dir.clone());
+    }
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => Path::new(&home).join(".cache"),
+            None => bail!("no cache folder: set --cache-dir, XDG_CACHE_HOME or HOME"),
+        },
+    };
+    Ok(base.join("muster").join("backup"))
+}
+
+fn open_catalog(args: &RepoArgs, r: &Repository) -> anyhow::Result<Catalog> {
+    let dir = cache_dir(args)?;
+    Ok(Catalog::open(&dir, &r.config().id)?)
+}
