@@ -8,6 +8,7 @@
 
 pub mod archiver;
 pub mod catalog;
+pub mod checker;
 pub mod chunker;
 pub mod compress;
 pub mod id;
