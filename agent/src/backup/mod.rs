@@ -14,6 +14,7 @@ pub mod compress;
 pub mod id;
 pub mod repo;
 pub mod restorer;
+pub mod retention;
 pub mod snapshot;
 pub mod tree;
 
