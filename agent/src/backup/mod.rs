@@ -15,6 +15,7 @@ pub mod id;
 pub mod repo;
 pub mod restorer;
 pub mod retention;
+pub mod schedule;
 pub mod snapshot;
 pub mod tree;
 
