@@ -55,9 +55,9 @@ pub fn verify(
 ) -> Result<VerifyReport, RepoError> {
     let mut report = VerifyReport::default();
     for name in &repo.open_report().damaged_packs {
-        report
-            .problems
-            .push(format!("pack {name}: unreadable trailer (damaged or not a pack)"));
+        report.problems.push(format!(
+            "pack {name}: unreadable trailer (damaged or not a pack)"
+        ));
     }
     check_packs(repo, &mut report);
     let damaged = if read_data {
@@ -146,13 +146,15 @@ fn read_packs(
                             progress.bytes(b.len() as u64);
                             Some((b, None))
                         }
-                        Err(pack::PackError::Damaged { reason, .. }) => match std::fs::read(&path) {
-                            Ok(b) => Some((b, Some(reason))),
-                            Err(e) => {
-                                problems.push(format!("pack {}: {e}", meta.id));
-                                None
+                        Err(pack::PackError::Damaged { reason, .. }) => {
+                            match std::fs::read(&path) {
+                                Ok(b) => Some((b, Some(reason))),
+                                Err(e) => {
+                                    problems.push(format!("pack {}: {e}", meta.id));
+                                    None
+                                }
                             }
-                        },
+                        }
                         Err(e) => {
                             problems.push(e.to_string());
                             None
@@ -210,7 +212,8 @@ fn check_snapshot(
     let short = &entry.id[..8];
     let mut reader = repo.blob_reader();
     let mut buf = Vec::new();
-    let mut stack: Vec<(PathBuf, Vec<BlobId>)> = vec![(PathBuf::from("/"), vec![entry.snapshot.tree])];
+    let mut stack: Vec<(PathBuf, Vec<BlobId>)> =
+        vec![(PathBuf::from("/"), vec![entry.snapshot.tree])];
     let index = repo.index();
     let state = |id: &BlobId| -> Option<&'static str> {
         if !index.contains(id) {
@@ -238,10 +241,9 @@ fn check_snapshot(
                 .and_then(|()| tree::decode_nodes(id, &buf).map_err(|e| e.to_string()));
             match decoded {
                 Ok(n) => nodes.extend(n),
-                Err(e) => report.problems.push(format!(
-                    "snapshot {short}: folder {}: {e}",
-                    dir.display()
-                )),
+                Err(e) => report
+                    .problems
+                    .push(format!("snapshot {short}: folder {}: {e}", dir.display())),
             }
         }
         for node in nodes {
@@ -263,7 +265,9 @@ fn check_snapshot(
                         let ids = reader
                             .read(list, &mut buf)
                             .map_err(|e| e.to_string())
-                            .and_then(|()| tree::decode_list(list, &buf).map_err(|e| e.to_string()));
+                            .and_then(|()| {
+                                tree::decode_list(list, &buf).map_err(|e| e.to_string())
+                            });
                         match ids {
                             Ok(ids) => {
                                 for id in &ids {

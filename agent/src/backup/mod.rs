@@ -12,6 +12,7 @@ pub mod checker;
 pub mod chunker;
 pub mod compress;
 pub mod id;
+pub mod prune;
 pub mod repo;
 pub mod restorer;
 pub mod retention;

@@ -20,7 +20,8 @@ use crate::backup::repo::config::InitOptions;
 use crate::backup::repo::lock::LockMode;
 use crate::backup::repo::{RepoError, Repository};
 use crate::backup::restorer::{self, RestoreRequest};
-use crate::backup::snapshot;
+use crate::backup::retention::{self, CalendarDuration, GroupBy, RetentionPolicy, SnapshotMeta};
+use crate::backup::{checker, prune, snapshot};
 
 use self::progress::Bar;
 
@@ -89,6 +90,74 @@ pub enum BackupCommand {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
+    /// Check the repository; with --read-data, re-read and re-hash every byte.
+    Verify {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// Read every pack and check every blob's hash.
+        #[arg(long)]
+        read_data: bool,
+        /// Reader threads for --read-data (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Remove snapshots by retention rules (restic's semantics); --prune frees their space.
+    Forget {
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        keep: KeepArgs,
+        /// Also prune afterwards.
+        #[arg(long)]
+        prune: bool,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Free the space of data no snapshot needs.
+    Prune {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// Say what would be freed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Retention rules, as restic's `forget` takes them.
+#[derive(Debug, Args)]
+pub struct KeepArgs {
+    /// Keep the last N snapshots (N or "unlimited").
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours with snapshots.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub keep_hourly: Option<u32>,
+    /// ... of each of the last N days.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub keep_daily: Option<u32>,
+    /// ... of each of the last N weeks (Monday to Sunday).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub keep_weekly: Option<u32>,
+    /// ... of each of the last N months.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub keep_monthly: Option<u32>,
+    /// ... of each of the last N years.
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot within this span of the latest one (e.g. 1y2m3d4h).
+    #[arg(long, value_name = "SPAN")]
+    pub keep_within: Option<CalendarDuration>,
+    /// Keep snapshots carrying all of these tags (comma-separated; repeatable).
+    #[arg(long = "keep-tag", value_name = "TAGS")]
+    pub keep_tags: Vec<String>,
+    /// Apply the rules per group: any of host, paths, tags, or "" for one group.
+    #[arg(long, default_value = "host,paths")]
+    pub group_by: GroupBy,
+}
+
+fn parse_count(s: &str) -> Result<u32, String> {
+    retention::parse_count(s).map_err(|e| e.to_string())
 }
 
 /// Runs a backup command; returns the exit status.
@@ -227,7 +296,157 @@ pub fn run(command: BackupCommand) -> anyhow::Result<u8> {
             }
             Ok(partial(summary.errors, "entries could not be restored"))
         }
+        BackupCommand::Verify {
+            repo,
+            read_data,
+            threads,
+        } => {
+            let r = open(&repo, LockMode::Shared, "verify")?;
+            let threads = match threads {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            };
+            let bar = Bar::new("verify", repo.json);
+            let report = checker::verify(&r, read_data, threads, &bar)?;
+            bar.finish();
+            if repo.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for p in &report.problems {
+                    println!("{p}");
+                }
+                println!(
+                    "{} snapshots, {} packs, {} trees checked{}: {}",
+                    report.snapshots,
+                    report.packs,
+                    report.trees,
+                    if read_data {
+                        format!(", {} read", progress::bytes(report.bytes_read))
+                    } else {
+                        String::new()
+                    },
+                    if report.is_ok() {
+                        "no problems".to_string()
+                    } else {
+                        format!("{} problems", report.problems.len())
+                    }
+                );
+            }
+            if report.is_ok() {
+                Ok(0)
+            } else {
+                bail!("the repository has {} problems", report.problems.len())
+            }
+        }
+        BackupCommand::Forget {
+            repo,
+            keep,
+            prune: then_prune,
+            dry_run,
+        } => forget(&repo, keep, then_prune, dry_run),
+        BackupCommand::Prune { repo, dry_run } => {
+            let mut r = open(&repo, LockMode::Exclusive, "prune")?;
+            let report = prune::prune(&mut r, dry_run)?;
+            print_prune(&repo, &report, dry_run)?;
+            Ok(0)
+        }
     }
+}
+
+fn print_prune(args: &RepoArgs, report: &prune::PruneReport, dry_run: bool) -> anyhow::Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        println!(
+            "{}{} blobs in use, {} unused; {} packs deleted, {} repacked; {} of packs removed, \
+             {} rewritten",
+            if dry_run { "would prune: " } else { "" },
+            report.blobs_used,
+            report.blobs_unused,
+            report.packs_deleted,
+            report.packs_repacked,
+            progress::bytes(report.bytes_freed),
+            progress::bytes(report.bytes_repacked)
+        );
+    }
+    Ok(())
+}
+
+fn forget(args: &RepoArgs, keep: KeepArgs, then_prune: bool, dry_run: bool) -> anyhow::Result<u8> {
+    let policy = RetentionPolicy {
+        keep_last: keep.keep_last,
+        keep_hourly: keep.keep_hourly,
+        keep_daily: keep.keep_daily,
+        keep_weekly: keep.keep_weekly,
+        keep_monthly: keep.keep_monthly,
+        keep_yearly: keep.keep_yearly,
+        keep_within: keep.keep_within,
+        keep_tags: keep.keep_tags,
+        ..RetentionPolicy::default()
+    };
+    policy.validate()?;
+    if policy.is_empty() {
+        bail!("no --keep-* rule given: refusing to forget every snapshot");
+    }
+    let mut r = open(args, LockMode::Exclusive, "forget")?;
+    let all = snapshot::list(&r)?;
+    let metas: Vec<SnapshotMeta> = all
+        .iter()
+        .map(|e| SnapshotMeta {
+            id: e.id.clone(),
+            time: e.snapshot.time,
+            host: e.snapshot.host.clone(),
+            paths: e.snapshot.paths.clone(),
+            tags: e.snapshot.tags.clone(),
+        })
+        .collect();
+    let groups = retention::apply(&policy, &metas, keep.group_by);
+    if let Some(g) = groups.iter().find(|g| g.removes_all()) {
+        bail!(
+            "the rules would remove every snapshot of group {}: refusing",
+            g.key
+        );
+    }
+    let mut removed = Vec::new();
+    for g in &groups {
+        if !args.json {
+            println!("{}", g.key);
+        }
+        for d in &g.decisions {
+            if !args.json {
+                let verdict = if d.keep { "keep  " } else { "remove" };
+                println!("  {verdict} {}  {}", &d.id[..8], d.reasons.join(", "));
+            }
+            if !d.keep {
+                removed.push(d.id.clone());
+            }
+        }
+    }
+    if !dry_run {
+        for id in &removed {
+            snapshot::remove(&r, id)?;
+        }
+        if let Ok(catalog) = open_catalog(args, &r) {
+            catalog.sync_snapshots(&snapshot::list(&r)?)?;
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"removed": removed, "dry_run": dry_run})
+        );
+    } else {
+        println!(
+            "{} {} snapshots",
+            if dry_run { "would remove" } else { "removed" },
+            removed.len()
+        );
+    }
+    if then_prune {
+        let report = prune::prune(&mut r, dry_run)?;
+        print_prune(args, &report, dry_run)?;
+    }
+    Ok(0)
 }
 
 fn partial(errors: u64, what: &str) -> u8 {
