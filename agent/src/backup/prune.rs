@@ -177,11 +177,11 @@ fn copy_needed(
             };
             w.add(e.id, e.kind, e.raw_len, stored, e.compressed)?;
             report.bytes_repacked += u64::from(e.stored_len);
-            if w.len() >= repo.config().pack_size {
-                if let Some(w) = writer.take() {
-                    let (id, size, entries) = w.finish(|id| repo.pack_path(id))?;
-                    out.push(IndexedPack { id, size, entries });
-                }
+            if w.len() >= repo.config().pack_size
+                && let Some(w) = writer.take()
+            {
+                let (id, size, entries) = w.finish(|id| repo.pack_path(id))?;
+                out.push(IndexedPack { id, size, entries });
             }
         }
     }
