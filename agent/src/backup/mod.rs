@@ -18,6 +18,7 @@ pub mod restorer;
 pub mod retention;
 pub mod schedule;
 pub mod snapshot;
+pub mod tarball;
 pub mod tree;
 
 /// This host's name, as snapshots and locks record it.

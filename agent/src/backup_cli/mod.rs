@@ -21,7 +21,7 @@ use crate::backup::repo::lock::LockMode;
 use crate::backup::repo::{RepoError, Repository};
 use crate::backup::restorer::{self, RestoreRequest};
 use crate::backup::retention::{self, CalendarDuration, GroupBy, RetentionPolicy, SnapshotMeta};
-use crate::backup::{checker, prune, snapshot};
+use crate::backup::{checker, prune, snapshot, tarball};
 
 use self::progress::Bar;
 
@@ -113,6 +113,25 @@ pub enum BackupCommand {
         /// Say what would be removed, remove nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Write a snapshot as a standard .tar.zst (`tar --zstd -xf FILE` reads it).
+    Export {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// `latest`, a snapshot id, or an id prefix.
+        snapshot: String,
+        /// The archive to write (`-` for standard output).
+        file: PathBuf,
+        /// zstd level of the archive.
+        #[arg(long, default_value_t = 3)]
+        level: i32,
+    },
+    /// Read a .tar.zst into a new snapshot (entries that would escape are refused).
+    Import {
+        #[command(flatten)]
+        repo: RepoArgs,
+        /// The archive to read (`-` for standard input).
+        file: PathBuf,
     },
     /// Free the space of data no snapshot needs.
     Prune {
@@ -344,6 +363,87 @@ pub fn run(command: BackupCommand) -> anyhow::Result<u8> {
             prune: then_prune,
             dry_run,
         } => forget(&repo, keep, then_prune, dry_run),
+        BackupCommand::Export {
+            repo,
+            snapshot: reference,
+            file,
+            level,
+        } => {
+            let r = open(&repo, LockMode::Shared, "export")?;
+            let entry = snapshot::resolve(&r, &reference)?;
+            let bar = Bar::new("export", repo.json);
+            let summary = if file.as_os_str() == "-" {
+                tarball::export(&r, &entry.snapshot, std::io::stdout().lock(), level, &bar)?
+            } else {
+                // Written beside the target and renamed: a failed export leaves no torso.
+                let tmp = file.with_extension("partial");
+                let out = std::fs::File::create(&tmp)
+                    .with_context(|| format!("cannot create {}", tmp.display()))?;
+                let summary = tarball::export(
+                    &r,
+                    &entry.snapshot,
+                    std::io::BufWriter::new(out),
+                    level,
+                    &bar,
+                )
+                .inspect_err(|_| {
+                    let _ = std::fs::remove_file(&tmp);
+                })?;
+                std::fs::rename(&tmp, &file)
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                summary
+            };
+            bar.finish();
+            if repo.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"snapshot": entry.id, "summary": summary})
+                );
+            } else if file.as_os_str() != "-" {
+                println!(
+                    "exported snapshot {} to {}: {} entries, {}",
+                    &entry.id[..8],
+                    file.display(),
+                    summary.entries,
+                    progress::bytes(summary.bytes)
+                );
+            }
+            Ok(0)
+        }
+        BackupCommand::Import { repo, file } => {
+            let mut r = open_or_init(&repo, crate::backup::repo::config::DEFAULT_COMPRESSION)?;
+            let catalog = open_catalog(&repo, &r)?;
+            let bar = Bar::new("import", repo.json);
+            let name = file.display().to_string();
+            let out = if file.as_os_str() == "-" {
+                tarball::import(
+                    &mut r,
+                    &catalog,
+                    std::io::stdin().lock(),
+                    &name,
+                    &bar,
+                    &cancel,
+                )?
+            } else {
+                let input = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?;
+                tarball::import(
+                    &mut r,
+                    &catalog,
+                    std::io::BufReader::new(input),
+                    &name,
+                    &bar,
+                    &cancel,
+                )?
+            };
+            bar.finish();
+            if repo.json {
+                println!("{}", serde_json::json!({"snapshot": out.id}));
+            } else {
+                println!("imported {} as snapshot {}", name, &out.id[..8]);
+            }
+            Ok(0)
+        }
         BackupCommand::Prune { repo, dry_run } => {
             let mut r = open(&repo, LockMode::Exclusive, "prune")?;
             let report = prune::prune(&mut r, dry_run)?;

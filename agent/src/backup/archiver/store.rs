@@ -10,6 +10,7 @@ use crate::backup::id::BlobId;
 use crate::backup::repo::index::IndexedPack;
 use crate::backup::repo::pack::{BlobKind, PackWriter};
 use crate::backup::repo::{RepoError, Repository};
+use crate::backup::tree::{self, Node};
 
 /// Blobs added during one run.
 #[derive(Debug, Default)]
@@ -106,6 +107,41 @@ impl<'r> BlobStore<'r> {
             self.finish(slot)?;
         }
         Ok(())
+    }
+
+    /// A file's chunk list as a node holds it: inline when short, else stored as list blobs
+    /// (returned second).
+    pub fn content_form(
+        &self,
+        slot: &mut PackSlot,
+        ids: Vec<BlobId>,
+    ) -> Result<(Vec<BlobId>, Vec<BlobId>), RepoError> {
+        if ids.len() <= tree::INLINE_IDS {
+            return Ok((ids, Vec::new()));
+        }
+        let mut lists = Vec::with_capacity(ids.len().div_ceil(tree::LIST_IDS));
+        for part in ids.chunks(tree::LIST_IDS) {
+            let bytes = tree::encode_list(part);
+            let id = self.repo.key().blob_id(&bytes);
+            self.save(slot, BlobKind::Tree, id, &bytes)?;
+            lists.push(id);
+        }
+        Ok((Vec::new(), lists))
+    }
+
+    /// Stores a folder's nodes (sorted by name) as tree blobs; returns their ids.
+    pub fn save_tree(
+        &self,
+        slot: &mut PackSlot,
+        nodes: Vec<Node>,
+    ) -> Result<Vec<BlobId>, RepoError> {
+        let mut ids = Vec::new();
+        for bytes in tree::split_nodes(nodes) {
+            let id = self.repo.key().blob_id(&bytes);
+            self.save(slot, BlobKind::Tree, id, &bytes)?;
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     /// Finishes the slot's open pack, if any.

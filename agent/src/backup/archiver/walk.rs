@@ -15,9 +15,8 @@ use super::{BackupError, Excludes, PackSlot, Progress, node_from_meta};
 use crate::backup::catalog::{CachedFile, Catalog, file_key};
 use crate::backup::id::BlobId;
 use crate::backup::repo::RepoError;
-use crate::backup::repo::pack::BlobKind;
 use crate::backup::snapshot::SnapshotSummary;
-use crate::backup::tree::{self, INLINE_IDS, LIST_IDS, Node, NodeKind};
+use crate::backup::tree::{Node, NodeKind};
 
 use super::store::BlobStore;
 
@@ -356,7 +355,7 @@ impl<'s, 'r> Walker<'s, 'r> {
         match done.result {
             Ok(ids) => {
                 self.summary.files_read += 1;
-                let (content, content_lists) = self.content_form(ids)?;
+                let (content, content_lists) = self.store.content_form(&mut self.slot, ids)?;
                 let node = self.dir(done.dir).nodes[done.node]
                     .as_mut()
                     .expect("a queued file's node is present");
@@ -401,38 +400,13 @@ impl<'s, 'r> Walker<'s, 'r> {
         Ok(())
     }
 
-    /// A file's chunk list as a node holds it: inline, or as list blobs.
-    fn content_form(
-        &mut self,
-        ids: Vec<BlobId>,
-    ) -> Result<(Vec<BlobId>, Vec<BlobId>), BackupError> {
-        if ids.len() <= INLINE_IDS {
-            return Ok((ids, Vec::new()));
-        }
-        let mut lists = Vec::with_capacity(ids.len().div_ceil(LIST_IDS));
-        for part in ids.chunks(LIST_IDS) {
-            let bytes = tree::encode_list(part);
-            let id = self.store.repo().key().blob_id(&bytes);
-            self.store
-                .save(&mut self.slot, BlobKind::Tree, id, &bytes)?;
-            lists.push(id);
-        }
-        Ok((Vec::new(), lists))
-    }
-
     /// Stores a finished folder's tree, then finishes its parent if that was its last entry.
     fn store_dir(&mut self, mut idx: usize) -> Result<(), BackupError> {
         loop {
             let state = self.dirs[idx].take().expect("a folder is stored once");
             self.free.push(idx);
             let nodes: Vec<Node> = state.nodes.into_iter().flatten().collect();
-            let mut ids = Vec::new();
-            for bytes in tree::split_nodes(nodes) {
-                let id = self.store.repo().key().blob_id(&bytes);
-                self.store
-                    .save(&mut self.slot, BlobKind::Tree, id, &bytes)?;
-                ids.push(id);
-            }
+            let ids = self.store.save_tree(&mut self.slot, nodes)?;
             let Some((parent, pos)) = state.parent else {
                 if ids.len() != 1 {
                     return Err(RepoError::Config {
