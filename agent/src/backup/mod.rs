@@ -21,6 +21,9 @@ pub mod snapshot;
 pub mod tarball;
 pub mod tree;
 
+#[cfg(test)]
+mod tests;
+
 /// This host's name, as snapshots and locks record it.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
