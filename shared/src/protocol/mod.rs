@@ -27,6 +27,7 @@
 //! `v<N>` module and pick the type from the frame's version
 //! ([`crate::codec::FrameHeader::parse`]).
 
+pub mod backups;
 pub mod enroll;
 pub mod error;
 pub mod info;
