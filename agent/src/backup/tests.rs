@@ -489,3 +489,60 @@ fn export_then_import_restores_the_same_tree() {
     restore(&f, &imported.snapshot).unwrap();
     assert_same_at(&f.src, &restored(&f), false);
 }
+
+#[test]
+fn a_command_output_is_a_file_and_a_failing_command_fails_the_backup() {
+    let f = fixture();
+    fs::write(f.src.join("x"), b"x").unwrap();
+    let (mut repo, catalog) = open(&f);
+    let stream = |name: &str, script: &str| archiver::StreamSource {
+        name: name.into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        timeout: std::time::Duration::from_secs(20),
+    };
+    let req = BackupRequest {
+        sources: vec![f.src.clone()],
+        streams: vec![stream("dump.sql", "yes 'row' | head -n 100000")],
+        ..BackupRequest::default()
+    };
+    let out = archiver::run(
+        &mut repo,
+        &catalog,
+        &req,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert!(out.snapshot.paths.contains(&"command:dump.sql".to_string()));
+    drop((repo, catalog));
+    restore(&f, &out.snapshot).unwrap();
+    assert_eq!(
+        fs::read(f.out.join("dump.sql")).unwrap(),
+        b"row\n".repeat(100_000)
+    );
+
+    let (mut repo, catalog) = open(&f);
+    for (script, why) in [
+        ("echo partial; echo oops >&2; exit 3", "oops"),
+        ("sleep 5", "timeout"),
+    ] {
+        let mut s = stream("dump.sql", script);
+        s.timeout = std::time::Duration::from_millis(300);
+        let req = BackupRequest {
+            sources: vec![f.src.clone()],
+            streams: vec![s],
+            ..BackupRequest::default()
+        };
+        let before = snapshot::list(&repo).unwrap().len();
+        let err = archiver::run(
+            &mut repo,
+            &catalog,
+            &req,
+            &NoProgress,
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+        assert_eq!(snapshot::list(&repo).unwrap().len(), before);
+    }
+}

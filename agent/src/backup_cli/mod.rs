@@ -198,6 +198,7 @@ pub fn run(command: BackupCommand) -> anyhow::Result<u8> {
                 excludes,
                 tags,
                 threads,
+                streams: Vec::new(),
             };
             let bar = Bar::new("backup", repo.json);
             let out = archiver::run(&mut r, &catalog, &request, &bar, &cancel)

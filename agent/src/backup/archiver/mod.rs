@@ -10,6 +10,7 @@
 
 mod node;
 mod store;
+mod stream;
 mod walk;
 mod worker;
 
@@ -21,6 +22,7 @@ use std::time::Instant;
 
 pub use node::{Excludes, node_from_meta};
 pub use store::{BlobStore, PackSlot};
+pub use stream::StreamSource;
 
 use super::catalog::{Catalog, CatalogError};
 use super::repo::{RepoError, Repository};
@@ -49,6 +51,8 @@ pub struct BackupRequest {
     pub excludes: Vec<String>,
     /// Tags for the snapshot.
     pub tags: Vec<String>,
+    /// Commands whose output is stored as files at the snapshot's root.
+    pub streams: Vec<StreamSource>,
     /// Worker threads (0: one per core).
     pub threads: usize,
 }
@@ -75,6 +79,14 @@ pub enum BackupError {
     /// The catalog failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A command source failed (did not start, exited non-zero, timed out).
+    #[error("command source {name}: {reason}")]
+    Command {
+        /// The source's name.
+        name: String,
+        /// What happened.
+        reason: String,
+    },
     /// Cancelled before the snapshot was written (nothing is lost: finished packs are reused).
     #[error("backup cancelled")]
     Cancelled,
@@ -139,7 +151,7 @@ pub fn run(
         let walked = walk::Walker::new(
             &store, catalog, &excludes, job_tx, done_rx, progress, cancel,
         )
-        .and_then(|w| w.run(&sources));
+        .and_then(|w| w.run(&sources, &request.streams));
         let results: Vec<Result<(), RepoError>> = workers
             .into_iter()
             .map(|w| {
@@ -179,6 +191,7 @@ pub fn run(
     let paths = sources
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
+        .chain(request.streams.iter().map(|s| format!("command:{}", s.name)))
         .collect();
     let mut snap = Snapshot::new(paths, request.tags.clone(), walked.root);
     let all = snapshot::list(repo)?;

@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use muster_shared::store::TreeBatch;
 
+use super::stream::StreamSource;
 use super::worker::{FileDone, FileFailure, FileJob};
 use super::{BackupError, Excludes, PackSlot, Progress, node_from_meta};
 use crate::backup::catalog::{CachedFile, Catalog, file_key};
@@ -48,6 +49,7 @@ struct DirState {
 enum Prefix {
     Ancestor(BTreeMap<Vec<u8>, Prefix>),
     Source(PathBuf),
+    Stream(StreamSource),
 }
 
 pub struct Walker<'s, 'r> {
@@ -59,6 +61,8 @@ pub struct Walker<'s, 'r> {
     progress: &'s dyn Progress,
     cancel: &'s AtomicBool,
     slot: PackSlot,
+    /// Data of command streams (tree packs stay trees only).
+    data_slot: PackSlot,
     dirs: Vec<Option<DirState>>,
     free: Vec<usize>,
     to_list: Vec<usize>,
@@ -79,10 +83,13 @@ impl<'s, 'r> Walker<'s, 'r> {
         progress: &'s dyn Progress,
         cancel: &'s AtomicBool,
     ) -> Result<Self, BackupError> {
-        let slot = PackSlot::new(store.repo().config().compression).map_err(|e| RepoError::Io {
-            path: store.repo().root().to_path_buf(),
-            source: e,
-        })?;
+        let new_slot = || {
+            PackSlot::new(store.repo().config().compression).map_err(|e| RepoError::Io {
+                path: store.repo().root().to_path_buf(),
+                source: e,
+            })
+        };
+        let (slot, data_slot) = (new_slot()?, new_slot()?);
         Ok(Walker {
             store,
             catalog,
@@ -92,6 +99,7 @@ impl<'s, 'r> Walker<'s, 'r> {
             progress,
             cancel,
             slot,
+            data_slot,
             dirs: Vec::new(),
             free: Vec::new(),
             to_list: Vec::new(),
@@ -103,11 +111,18 @@ impl<'s, 'r> Walker<'s, 'r> {
     }
 
     /// Walks `sources` (absolute) to the end and returns the root tree.
-    pub fn run(mut self, sources: &[PathBuf]) -> Result<Walked, BackupError> {
-        let result = self.walk(sources);
+    pub fn run(
+        mut self,
+        sources: &[PathBuf],
+        streams: &[StreamSource],
+    ) -> Result<Walked, BackupError> {
+        let result = self.walk(sources, streams);
         // Closing the queue lets the workers finish their packs, whatever happened here.
         self.jobs = None;
-        let finished = self.store.finish(&mut self.slot);
+        let finished = self
+            .store
+            .finish(&mut self.slot)
+            .and(self.store.finish(&mut self.data_slot));
         result?;
         finished?;
         let cache = std::mem::replace(&mut self.cache, self.catalog.files_batch());
@@ -122,10 +137,25 @@ impl<'s, 'r> Walker<'s, 'r> {
         })
     }
 
-    fn walk(&mut self, sources: &[PathBuf]) -> Result<(), BackupError> {
+    fn walk(&mut self, sources: &[PathBuf], streams: &[StreamSource]) -> Result<(), BackupError> {
         let mut prefix = BTreeMap::new();
         for s in sources {
             insert_source(&mut prefix, s);
+        }
+        for s in streams {
+            crate::backup::tree::check_name(s.name.as_bytes()).map_err(|reason| {
+                BackupError::Command {
+                    name: s.name.clone(),
+                    reason,
+                }
+            })?;
+            if prefix.contains_key(s.name.as_bytes()) || prefix.contains_key(&Vec::new()) {
+                return Err(BackupError::Command {
+                    name: s.name.clone(),
+                    reason: "its name is taken by a source path at the snapshot's root".into(),
+                });
+            }
+            prefix.insert(s.name.as_bytes().to_vec(), Prefix::Stream(s.clone()));
         }
         if let Some(Prefix::Source(root_source)) = prefix.remove(&Vec::new()) {
             // The source is `/` itself: the root is a real folder.
@@ -182,6 +212,20 @@ impl<'s, 'r> Walker<'s, 'r> {
         let mut files = Vec::new();
         for (name, child) in children {
             let path = base.join(OsString::from_vec(name.clone()));
+            if let Prefix::Stream(source) = &child {
+                let node = super::stream::read_stream(
+                    self.store,
+                    &mut self.data_slot,
+                    source,
+                    self.progress,
+                )?;
+                self.summary.files += 1;
+                self.summary.total_bytes += node.size;
+                self.summary.bytes_read += node.size;
+                self.summary.files_read += 1;
+                self.dir(idx).nodes.push(Some(node));
+                continue;
+            }
             let meta = std::fs::symlink_metadata(&path).map_err(|source| BackupError::Source {
                 path: path.clone(),
                 source,
@@ -208,6 +252,7 @@ impl<'s, 'r> Walker<'s, 'r> {
                     self.prepare_node(idx, pos, &path, &mut node, &mut files)?;
                     self.dir(idx).nodes.push(Some(node));
                 }
+                Prefix::Stream(_) => {}
             }
         }
         self.submit(idx, files)
@@ -460,7 +505,7 @@ fn insert_source(root: &mut BTreeMap<Vec<u8>, Prefix>, path: &Path) {
             .or_insert_with(|| Prefix::Ancestor(BTreeMap::new()));
         match entry {
             Prefix::Ancestor(next) => level = next,
-            Prefix::Source(_) => return,
+            Prefix::Source(_) | Prefix::Stream(_) => return,
         }
     }
 }
