@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use muster_shared::config::{self, ConfigError, EnvOverride};
 use serde::{Deserialize, Serialize};
 
+use crate::backup::sets::config::BackupSetConfig;
 use crate::buffer::BufferConfig;
 use crate::probe::config::ProbeConfig;
 use crate::sample::config::SampleConfig;
@@ -44,6 +45,10 @@ pub struct AgentConfig {
     /// collector cannot add any).
     #[serde(default, rename = "probe")]
     pub probes: Vec<ProbeConfig>,
+    /// `[[backup]]` tables: the backup sets this agent runs (the collector can only name
+    /// them).
+    #[serde(default, rename = "backup")]
+    pub backups: Vec<BackupSetConfig>,
 }
 
 /// `[prometheus]`: the plain-HTTP metrics listener.
@@ -136,6 +141,8 @@ pub struct AgentSettings {
     pub prometheus_listen: Option<SocketAddr>,
     /// The probes, validated, with `ca_file`s resolved against the config's folder.
     pub probes: Vec<ProbeConfig>,
+    /// The backup sets, validated, with paths resolved.
+    pub backups: Vec<BackupSetConfig>,
 }
 
 impl AgentSettings {
@@ -147,6 +154,7 @@ impl AgentSettings {
         let raw: AgentConfig = config::load(path, ENV_OVERRIDES)?;
         let mut problems = raw.sample.problems();
         problems.extend(crate::probe::config::problems(&raw.probes));
+        problems.extend(crate::backup::sets::config::problems(&raw.backups));
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -162,10 +170,15 @@ impl AgentSettings {
         for probe in &mut probes {
             probe.resolve_paths(path);
         }
+        let data_dir = config::resolve_path(path, &raw.data_dir);
+        let mut backups = raw.backups;
+        for set in &mut backups {
+            set.resolve(path, &data_dir);
+        }
         Self {
             config_path: path.to_owned(),
             listen: raw.listen,
-            data_dir: config::resolve_path(path, &raw.data_dir),
+            data_dir,
             ca_path: config::resolve_path(path, &raw.tls.ca),
             cert_path: config::resolve_path(path, &raw.tls.cert),
             key_path: config::resolve_path(path, &raw.tls.key),
@@ -173,6 +186,7 @@ impl AgentSettings {
             buffer: raw.buffer,
             prometheus_listen: raw.prometheus.listen,
             probes,
+            backups,
         }
     }
 

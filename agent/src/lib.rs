@@ -21,6 +21,7 @@ pub mod backup_cli;
 pub mod buffer;
 pub mod config;
 pub mod enroll;
+pub mod jobs;
 pub mod memory;
 pub mod probe;
 pub mod run;

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use muster_shared::protocol::PROTOCOL_VERSION;
-use muster_shared::protocol::info::{AgentInfo, CAP_PROBES, CAP_SAMPLES, CAP_URGENT};
+use muster_shared::protocol::info::{
+    AgentInfo, CAP_BACKUPS, CAP_JOBS, CAP_PROBES, CAP_SAMPLES, CAP_URGENT,
+};
 use muster_shared::serve::{ServeOptions, serve};
 use muster_shared::store::{Store, StoreOptions};
 use muster_shared::tls::{Identity, PeerPolicy, Role, server_config};
@@ -22,8 +24,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{AgentState, metrics_router, router};
+use crate::backup::sets::BackupSets;
+use crate::backup::sets::series::BackupSampler;
 use crate::buffer::Buffer;
 use crate::config::AgentSettings;
+use crate::jobs::Jobs;
 use crate::probe::board::ProbeBoard;
 use crate::sample::Sampler;
 use crate::sample::buffer_sink::BufferSink;
@@ -109,7 +114,25 @@ pub async fn run(
 
     let tasks = TaskTracker::new();
     let exposition = Arc::new(Exposition::new());
-    let samplers = build_samplers(&settings, &shutdown, &tasks).await;
+    let mut samplers = build_samplers(&settings, &shutdown, &tasks).await;
+    let backups = if settings.backups.is_empty() {
+        None
+    } else {
+        let sets = BackupSets::open(
+            settings.backups.clone(),
+            &settings.data_dir,
+            settings.sample.paths.docker_socket.clone(),
+            &store,
+        )
+        .context("cannot open the backup run book")?;
+        samplers.push(Box::new(BackupSampler::new(sets.clone())));
+        sets.start_schedules(&shutdown, &tasks);
+        let names: Vec<&str> = settings.backups.iter().map(|s| s.name.as_str()).collect();
+        tracing::info!(sets = ?names, "backups");
+        Some(sets)
+    };
+    let jobs = Jobs::open(&store, backups.clone(), tasks.clone(), shutdown.clone())
+        .context("cannot open the job records")?;
     let names: Vec<&str> = samplers.iter().map(|s| s.name()).collect();
     tracing::info!(samplers = ?names, interval = %settings.sample.interval, "sampling");
     let probes = {
@@ -141,6 +164,9 @@ pub async fn run(
         });
     }
     let mut capabilities = vec![CAP_SAMPLES.to_owned()];
+    if backups.is_some() {
+        capabilities.extend([CAP_BACKUPS.to_owned(), CAP_JOBS.to_owned()]);
+    }
     if !probes.is_empty() {
         let names: Vec<&str> = probes.iter().map(|p| p.name.as_str()).collect();
         tracing::info!(probes = ?names, "probing");
@@ -188,6 +214,8 @@ pub async fn run(
         buffer: buffer.clone(),
         exposition,
         urgent,
+        backups,
+        jobs: Some(jobs),
     };
     let server = serve(
         listener,

@@ -17,12 +17,18 @@ pub mod repo;
 pub mod restorer;
 pub mod retention;
 pub mod schedule;
+pub mod sets;
 pub mod snapshot;
 pub mod tarball;
 pub mod tree;
 
 #[cfg(test)]
 mod tests;
+
+/// Checks exclude patterns (for config validation).
+pub fn excludes_valid(patterns: &[String]) -> Result<(), String> {
+    archiver::Excludes::new(patterns, Vec::new()).map(|_| ())
+}
 
 /// This host's name, as snapshots and locks record it.
 pub fn hostname() -> String {

@@ -134,12 +134,26 @@ fn read_file(path: &Path) -> Result<Snapshot, RepoError> {
 
 /// Every snapshot, oldest first. A damaged snapshot file is an error naming it.
 pub fn list(repo: &Repository) -> Result<Vec<SnapshotEntry>, RepoError> {
+    list_in(repo.root())
+}
+
+/// Every snapshot of the repository at `root`, without its lock: snapshot files appear and
+/// disappear whole (rename, unlink), so a listing is always of complete snapshots.
+pub fn list_in(root: &Path) -> Result<Vec<SnapshotEntry>, RepoError> {
+    let dir = root.join("snapshots");
     let mut out = Vec::new();
-    for name in list_names(&dir(repo))? {
+    for name in list_names(&dir)? {
         if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
-        let snapshot = read_file(&dir(repo).join(&name))?;
+        let snapshot = match read_file(&dir.join(&name)) {
+            Ok(s) => s,
+            // Forgotten between the listing and the read.
+            Err(RepoError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         out.push(SnapshotEntry { id: name, snapshot });
     }
     out.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));

@@ -191,7 +191,12 @@ pub fn run(
     let paths = sources
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
-        .chain(request.streams.iter().map(|s| format!("command:{}", s.name)))
+        .chain(
+            request
+                .streams
+                .iter()
+                .map(|s| format!("command:{}", s.name)),
+        )
         .collect();
     let mut snap = Snapshot::new(paths, request.tags.clone(), walked.root);
     let all = snapshot::list(repo)?;

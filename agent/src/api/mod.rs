@@ -7,7 +7,7 @@
 //! a round to pull at once; see [`crate::urgent`]), `GET /metrics` (the latest round in the Prometheus
 //! text format), `GET /health/live`, `GET /health/ready`. The TLS layer
 //! already refuses any client that is not the fleet's collector; `/v1/*` and
-//! `/metrics` check the peer's role again so a listener misconfigured without
+//! `/metrics` check the peer's role again (the backup and job routes are in [`backups`]) so a listener misconfigured without
 //! client auth still serves nothing. [`metrics_router`] serves `/metrics`
 //! alone, for the optional plain-HTTP Prometheus listener.
 
@@ -32,6 +32,8 @@ use muster_shared::serve::PeerInfo;
 use muster_shared::tls::Role;
 use serde::Serialize;
 
+mod backups;
+
 use crate::buffer::{Buffer, BufferError};
 use crate::sample::exposition::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Exposition};
 use crate::urgent::UrgentRounds;
@@ -49,6 +51,10 @@ pub struct AgentState {
     pub exposition: Arc<Exposition>,
     /// Rounds to pull at once, for `/v1/samples/urgent`.
     pub urgent: Arc<UrgentRounds>,
+    /// The backup sets, when `agent.toml` has any.
+    pub backups: Option<Arc<crate::backup::sets::BackupSets>>,
+    /// Jobs the collector asked for.
+    pub jobs: Option<Arc<crate::jobs::Jobs>>,
 }
 
 /// Builds the router; tests call it without a socket.
@@ -58,6 +64,10 @@ pub fn router(state: AgentState) -> Router {
         .route("/v1/samples", get(samples))
         .route("/v1/samples/urgent", get(urgent))
         .route("/metrics", get(metrics))
+        .route("/v1/backups", get(backups::list))
+        .route("/v1/backups/{set}/snapshots", get(backups::snapshots))
+        .route("/v1/jobs", axum::routing::post(backups::submit))
+        .route("/v1/jobs/{id}", get(backups::job))
         .route_layer(middleware::from_fn(require_collector));
     let router = Router::new()
         .merge(collector_only)
@@ -286,6 +296,8 @@ mod tests {
             }),
             ready: Arc::new(AtomicBool::new(ready)),
             urgent: Arc::new(UrgentRounds::new()),
+            backups: None,
+            jobs: None,
         }
     }
 
