@@ -245,3 +245,37 @@ fn probe_config_errors_name_the_probe_and_the_condition() {
         "says what operator is expected: {stderr}"
     );
 }
+
+#[test]
+fn backup_set_errors_name_the_set_and_bad_schedules_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "agent.toml",
+        "[[backup]]\nname = \"etc\"\npaths = [\"relative\"]\nkeep = { keep_daily = 7 }\n\
+         [[backup]]\nname = \"etc\"\n",
+    );
+    let out = agent_cli(&["check-config", "--config", &path]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("backup \"etc\": path relative must be absolute"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("another backup set has the same name"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing to back up"), "{stderr}");
+
+    let path = write(
+        &dir,
+        "agent.toml",
+        "[[backup]]\nname = \"etc\"\npaths = [\"/etc\"]\nschedule = \"0 25 * * *\"\n",
+    );
+    let out = agent_cli(&["check-config", "--config", &path]);
+    assert!(!out.status.success());
+    let stderr = stderr_of(&out);
+    assert!(stderr.contains(&format!("{path}:4:")), "{stderr}");
+    assert!(stderr.contains("hour"), "names the cron field: {stderr}");
+}

@@ -11,7 +11,7 @@ use crate::backup::chunker::Chunker;
 use crate::backup::id::BlobId;
 use crate::backup::repo::pack::BlobKind;
 use crate::backup::repo::{RepoError, Repository};
-use crate::backup::snapshot::{self, Snapshot, SnapshotEntry};
+use crate::backup::snapshot::{self, Snapshot, SnapshotEntry, SnapshotSummary};
 use crate::backup::tree::{self, Node, NodeKind};
 
 /// A finished import.
@@ -132,8 +132,19 @@ pub fn import<R: Read>(
 ) -> Result<ImportOutcome, TarballError> {
     let store = BlobStore::new(repo);
     let mut slot = PackSlot::new(repo.config().compression).map_err(TarballError::Archive)?;
-    let built = read_entries(&store, &mut slot, input, progress, cancel)
+    let started = std::time::Instant::now();
+    let mut summary = SnapshotSummary::default();
+    let built = read_entries(&store, &mut slot, input, progress, cancel, &mut summary)
         .and_then(|root| store_dir(&store, &mut slot, root));
+    summary.blobs_added = store.added.blobs.load(std::sync::atomic::Ordering::Relaxed);
+    summary.raw_bytes_added = store
+        .added
+        .raw_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    summary.bytes_added = store
+        .added
+        .stored_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
     let finished = store.finish(&mut slot);
     let new_packs = store.into_finished();
     // Packs are committed even when the archive is refused: their blobs are sound, and an
@@ -151,11 +162,13 @@ pub fn import<R: Read>(
             .into());
         }
     };
-    let snap = Snapshot::new(
+    let mut snap = Snapshot::new(
         vec![format!("import:{source}")],
         vec!["imported".into()],
         root,
     );
+    summary.duration_seconds = started.elapsed().as_secs_f64();
+    snap.summary = summary;
     let id = snapshot::save(repo, &snap)?;
     let mut all = snapshot::list(repo)?;
     if !all.iter().any(|e| e.id == id) {
@@ -174,6 +187,7 @@ fn read_entries<R: Read>(
     input: R,
     progress: &dyn Progress,
     cancel: &AtomicBool,
+    summary: &mut SnapshotSummary,
 ) -> Result<BTreeMap<Vec<u8>, Entry>, TarballError> {
     let decoder = zstd::stream::read::Decoder::new(input)?;
     let mut archive = tar::Archive::new(decoder);
@@ -217,6 +231,7 @@ fn read_entries<R: Read>(
             node.rdev = nix::sys::stat::makedev(u64::from(major), u64::from(minor));
         }
         let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let node_is_link = h.entry_type() == tar::EntryType::Link;
         match h.entry_type() {
             tar::EntryType::Link => {
                 let target_raw = link.unwrap_or_default();
@@ -257,6 +272,18 @@ fn read_entries<R: Read>(
             _ => {}
         }
         progress.entry();
+        match kind {
+            NodeKind::Dir => summary.dirs += 1,
+            NodeKind::File => {
+                summary.files += 1;
+                summary.total_bytes += node.size;
+                if !node_is_link {
+                    summary.files_read += 1;
+                    summary.bytes_read += node.size;
+                }
+            }
+            _ => {}
+        }
         let parent = parent_of(&mut root, &parts, &raw)?;
         match (parent.get_mut(&name), kind) {
             (Some(Entry::Dir(existing, _)), NodeKind::Dir) => *existing = node,
