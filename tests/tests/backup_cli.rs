@@ -210,3 +210,106 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let broken = agent_cli(&["backup", "list", "--repo", r]);
     assert!(String::from_utf8_lossy(&broken.stderr).contains("config"));
 }
+
+#[test]
+fn sigkill_during_prune_at_any_moment_leaves_a_repository_that_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, repo, cache) = (
+        dir.path().join("src"),
+        dir.path().join("repo"),
+        dir.path().join("cache"),
+    );
+    let (r, c, s) = (
+        repo.to_str().unwrap(),
+        cache.to_str().unwrap(),
+        src.to_str().unwrap(),
+    );
+    // Three snapshots of changing data, so forgetting two leaves whole packs and half-used
+    // packs: prune deletes some and repacks others.
+    for round in 0..3 {
+        let _ = std::fs::remove_dir_all(&src);
+        random_files(&src, 24, 1 << 20);
+        std::fs::write(
+            src.join(format!("round{round}")),
+            vec![round as u8; 3 << 20],
+        )
+        .unwrap();
+        // Different bytes each round: rewrite half the files from another seed.
+        for i in 0..12 {
+            let mut d = std::fs::read(src.join(format!("f{i:03}"))).unwrap();
+            d.iter_mut()
+                .for_each(|b| *b = b.wrapping_add(round as u8 + 1));
+            std::fs::write(src.join(format!("f{i:03}")), d).unwrap();
+        }
+        json(&agent_cli(&[
+            "backup",
+            "run",
+            "--repo",
+            r,
+            "--cache-dir",
+            c,
+            "--json",
+            s,
+        ]));
+    }
+    let forget = agent_cli(&[
+        "backup",
+        "forget",
+        "--repo",
+        r,
+        "--cache-dir",
+        c,
+        "--keep-last",
+        "1",
+    ]);
+    assert!(
+        forget.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forget.stderr)
+    );
+    let mut killed = 0;
+    for delay_ms in [5u64, 20, 40, 80, 160] {
+        let mut prune = Proc::start(
+            "muster-agent backup prune",
+            Command::new(bin("muster-agent")).args(["backup", "prune", "--repo", r]),
+            dir.path().join(format!("prune-{delay_ms}.log")),
+        );
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        prune.signal(Signal::SIGKILL);
+        if !prune.stop().success() {
+            killed += 1;
+        }
+        let verify = agent_cli(&["backup", "verify", "--repo", r, "--read-data"]);
+        assert!(
+            verify.status.success(),
+            "after a prune killed at {delay_ms} ms: {}",
+            String::from_utf8_lossy(&verify.stdout)
+        );
+    }
+    assert!(killed > 0, "no prune was interrupted");
+    // A prune run to its end frees the space, and the kept snapshot restores whole.
+    let done = json(&agent_cli(&["backup", "prune", "--repo", r, "--json"]));
+    assert_eq!(done["packs_repacked"].as_u64(), Some(0), "{done}");
+    let target = dir.path().join("out");
+    let out = agent_cli(&[
+        "backup",
+        "restore",
+        "--repo",
+        r,
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = target.join(src.strip_prefix("/").unwrap());
+    for name in ["f000", "f023", "round2"] {
+        assert_eq!(
+            std::fs::read(src.join(name)).unwrap(),
+            std::fs::read(back.join(name)).unwrap()
+        );
+    }
+}
