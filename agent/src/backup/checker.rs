@@ -171,14 +171,7 @@ fn read_packs(
                             let start = loc.offset as usize;
                             let stored = bytes.get(start..start + loc.stored_len as usize);
                             let sound = stored.is_some_and(|s| {
-                                let ok = if loc.compressed {
-                                    dec.unpack(s, loc.raw_len as usize, &mut plain).is_ok()
-                                } else {
-                                    plain.clear();
-                                    plain.extend_from_slice(s);
-                                    true
-                                };
-                                ok && repo.key().blob_id(&plain) == *id
+                                repo.decode_blob(id, loc, s, &mut dec, &mut plain).is_ok()
                             });
                             if !sound {
                                 bad.push(*id);

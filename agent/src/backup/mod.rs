@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod checker;
 pub mod chunker;
 pub mod compress;
+pub mod crypto;
 pub mod id;
 pub mod prune;
 pub mod repo;

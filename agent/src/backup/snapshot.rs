@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::crypto::BlobCipher;
 use super::id::BlobId;
 use super::repo::{RepoError, Repository, io_at, list_names};
 
@@ -103,21 +104,33 @@ fn dir(repo: &Repository) -> PathBuf {
 
 /// Writes a snapshot file (the commit point of a backup) and returns its id.
 pub fn save(repo: &Repository, snapshot: &Snapshot) -> Result<String, RepoError> {
-    let bytes = serde_json::to_vec_pretty(snapshot).map_err(|e| RepoError::Config {
+    let json = serde_json::to_vec_pretty(snapshot).map_err(|e| RepoError::Config {
         path: dir(repo),
         reason: e.to_string(),
     })?;
+    let bytes = match repo.cipher() {
+        Some(c) => c
+            .seal_file(&json, SEALED_AS)
+            .map_err(|reason| RepoError::Config {
+                path: dir(repo),
+                reason,
+            })?,
+        None => json,
+    };
     let id = blake3::hash(&bytes).to_hex().to_string();
     repo.write_file_atomic(&dir(repo).join(&id), &bytes)?;
     Ok(id)
 }
 
+/// Associated data of sealed snapshot files.
+const SEALED_AS: &[u8] = b"snapshot";
+
 /// Reads one snapshot file.
 pub fn load(repo: &Repository, id: &str) -> Result<Snapshot, RepoError> {
-    read_file(&dir(repo).join(id))
+    read_file(&dir(repo).join(id), repo.cipher())
 }
 
-fn read_file(path: &Path) -> Result<Snapshot, RepoError> {
+fn read_file(path: &Path, cipher: Option<&BlobCipher>) -> Result<Snapshot, RepoError> {
     let meta = fs::metadata(path).map_err(io_at(path))?;
     if meta.len() > MAX_SNAPSHOT_BYTES {
         return Err(RepoError::Config {
@@ -126,6 +139,20 @@ fn read_file(path: &Path) -> Result<Snapshot, RepoError> {
         });
     }
     let bytes = fs::read(path).map_err(io_at(path))?;
+    let bytes = match (cipher, crate::backup::crypto::is_sealed(&bytes)) {
+        (Some(c), true) => c
+            .open_file(&bytes, SEALED_AS)
+            .map_err(|reason| RepoError::Config {
+                path: path.to_path_buf(),
+                reason: format!("sealed snapshot: {reason}"),
+            })?,
+        (None, true) => {
+            return Err(RepoError::KeyRequired {
+                path: path.to_path_buf(),
+            });
+        }
+        (_, false) => bytes,
+    };
     serde_json::from_slice(&bytes).map_err(|e| RepoError::Config {
         path: path.to_path_buf(),
         reason: format!("not a snapshot: {e}"),
@@ -134,19 +161,19 @@ fn read_file(path: &Path) -> Result<Snapshot, RepoError> {
 
 /// Every snapshot, oldest first. A damaged snapshot file is an error naming it.
 pub fn list(repo: &Repository) -> Result<Vec<SnapshotEntry>, RepoError> {
-    list_in(repo.root())
+    list_in(repo.root(), repo.cipher())
 }
 
 /// Every snapshot of the repository at `root`, without its lock: snapshot files appear and
 /// disappear whole (rename, unlink), so a listing is always of complete snapshots.
-pub fn list_in(root: &Path) -> Result<Vec<SnapshotEntry>, RepoError> {
+pub fn list_in(root: &Path, cipher: Option<&BlobCipher>) -> Result<Vec<SnapshotEntry>, RepoError> {
     let dir = root.join("snapshots");
     let mut out = Vec::new();
     for name in list_names(&dir)? {
         if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
-        let snapshot = match read_file(&dir.join(&name)) {
+        let snapshot = match read_file(&dir.join(&name), cipher) {
             Ok(s) => s,
             // Forgotten between the listing and the read.
             Err(RepoError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

@@ -546,3 +546,90 @@ fn a_command_output_is_a_file_and_a_failing_command_fails_the_backup() {
         assert_eq!(snapshot::list(&repo).unwrap().len(), before);
     }
 }
+
+#[test]
+fn an_encrypted_repository_round_trips_and_shows_nothing_without_its_key() {
+    use super::crypto::MasterKey;
+    use super::repo::RepoError;
+    let dir = tempfile::tempdir().unwrap();
+    let (repo_dir, src, out) = (
+        dir.path().join("repo"),
+        dir.path().join("src"),
+        dir.path().join("out"),
+    );
+    fs::create_dir(&src).unwrap();
+    let secret = b"the launch codes are 0000 ".repeat(5000);
+    fs::write(src.join("secret name.txt"), &secret).unwrap();
+    let key = MasterKey::load(&dir.path().join("key"), true).unwrap();
+    let options = InitOptions {
+        key: Some(key.clone()),
+        ..InitOptions::default()
+    };
+    let mut repo = Repository::init(&repo_dir, options).unwrap();
+    let catalog = Catalog::open(&dir.path().join("cache"), &repo.config().id).unwrap();
+    let req = BackupRequest {
+        sources: vec![src.clone()],
+        ..BackupRequest::default()
+    };
+    let snap = archiver::run(
+        &mut repo,
+        &catalog,
+        &req,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    drop(repo);
+    // Nothing of the content or the names is in the repository's files.
+    let mut stack = vec![repo_dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = fs::read(&p).unwrap();
+                for needle in [&b"launch codes"[..], b"secret name"] {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle),
+                        "{} leaks {needle:?}",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+    let open = |k: Option<&MasterKey>| {
+        Repository::open_keyed(&repo_dir, LockMode::Shared, Default::default(), "t", k)
+    };
+    assert!(matches!(open(None), Err(RepoError::KeyRequired { .. })));
+    let other = MasterKey::load(&dir.path().join("other"), true).unwrap();
+    assert!(matches!(
+        open(Some(&other)),
+        Err(RepoError::WrongKey { .. })
+    ));
+    let repo = open(Some(&key)).unwrap();
+    assert_eq!(snapshot::list(&repo).unwrap().len(), 1);
+    assert!(
+        checker::verify(&repo, true, 2, &NoProgress)
+            .unwrap()
+            .is_ok()
+    );
+    let req = RestoreRequest {
+        target: out.clone(),
+        include: None,
+        threads: 2,
+    };
+    restorer::run(
+        &repo,
+        &snap.snapshot,
+        &req,
+        &NoProgress,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let back = out
+        .join(src.strip_prefix("/").unwrap())
+        .join("secret name.txt");
+    assert_eq!(fs::read(back).unwrap(), secret);
+}

@@ -16,6 +16,7 @@ use clap::{Args, Subcommand};
 
 use crate::backup::archiver::{self, BackupRequest};
 use crate::backup::catalog::Catalog;
+use crate::backup::crypto::MasterKey;
 use crate::backup::repo::config::InitOptions;
 use crate::backup::repo::lock::LockMode;
 use crate::backup::repo::{RepoError, Repository};
@@ -38,6 +39,11 @@ pub struct RepoArgs {
     /// $XDG_CACHE_HOME/muster/backup or ~/.cache/muster/backup].
     #[arg(long, env = "MUSTER_BACKUP_CACHE")]
     pub cache_dir: Option<PathBuf>,
+    /// The key file of an encrypted repository. When a command creates the repository
+    /// (`run`, `import`) and this file does not exist, a new key is written to it (mode 0600)
+    /// and the repository is encrypted. Keep a copy elsewhere: without it the data is lost.
+    #[arg(long, env = "MUSTER_BACKUP_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
     /// Seconds to wait for another process's lock on the repository.
     #[arg(long, default_value_t = 0)]
     pub lock_wait: u64,
@@ -559,15 +565,36 @@ fn partial(errors: u64, what: &str) -> u8 {
     }
 }
 
+fn key(args: &RepoArgs, create: bool) -> anyhow::Result<Option<MasterKey>> {
+    Ok(args
+        .key_file
+        .as_deref()
+        .map(|p| MasterKey::load(p, create))
+        .transpose()?)
+}
+
 fn open(args: &RepoArgs, mode: LockMode, what: &str) -> anyhow::Result<Repository> {
-    let r = Repository::open(&args.repo, mode, Duration::from_secs(args.lock_wait), what)?;
+    let key = key(args, false)?;
+    let wait = Duration::from_secs(args.lock_wait);
+    let r = Repository::open_keyed(&args.repo, mode, wait, what, key.as_ref())?;
     log_report(&r);
     Ok(r)
 }
 
 fn open_or_init(args: &RepoArgs, compression: i32) -> anyhow::Result<Repository> {
     let wait = Duration::from_secs(args.lock_wait);
-    match Repository::open(&args.repo, LockMode::Exclusive, wait, "backup") {
+    let existing = if args.repo.join("config").exists() {
+        key(args, false)?
+    } else {
+        None
+    };
+    match Repository::open_keyed(
+        &args.repo,
+        LockMode::Exclusive,
+        wait,
+        "backup",
+        existing.as_ref(),
+    ) {
         Ok(r) => {
             log_report(&r);
             Ok(r)
@@ -575,6 +602,7 @@ fn open_or_init(args: &RepoArgs, compression: i32) -> anyhow::Result<Repository>
         Err(RepoError::NotARepository { .. }) => {
             let options = InitOptions {
                 compression,
+                key: key(args, true)?,
                 ..InitOptions::default()
             };
             let r = Repository::init(&args.repo, options).with_context(|| {

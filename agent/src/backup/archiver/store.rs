@@ -92,9 +92,22 @@ impl<'r> BlobStore<'r> {
             path: self.repo.root().join("tmp"),
             source: e,
         })?;
-        let entry = match packed {
-            Packed::Compressed(frame) => writer.add(id, kind, raw_len, frame, true)?,
-            Packed::Raw => writer.add(id, kind, raw_len, raw, false)?,
+        let (stored, compressed) = match packed {
+            Packed::Compressed(frame) => (frame, true),
+            Packed::Raw => (raw, false),
+        };
+        let entry = match self.repo.cipher() {
+            Some(cipher) => {
+                // Sealed with the id as associated data: a blob cannot stand in for another.
+                let sealed = cipher
+                    .seal(stored, &id.0)
+                    .map_err(|reason| RepoError::Config {
+                        path: self.repo.root().to_path_buf(),
+                        reason,
+                    })?;
+                writer.add(id, kind, raw_len, &sealed, compressed)?
+            }
+            None => writer.add(id, kind, raw_len, stored, compressed)?,
         };
         self.added.blobs.fetch_add(1, Ordering::Relaxed);
         self.added

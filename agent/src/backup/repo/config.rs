@@ -37,10 +37,24 @@ pub struct RepoConfig {
     pub pack_size: u64,
     /// When the repository was created (RFC 3339).
     pub created: String,
+    /// Encryption, when the repository was created with a key file (then `id_key` is empty:
+    /// ids are keyed with a key derived from the key file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// How a repository is encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// The cipher ([`crate::backup::crypto::CIPHER`]).
+    pub cipher: String,
+    /// Recognises the right key file ([`crate::backup::crypto::MasterKey::check_value`]).
+    pub key_check: String,
 }
 
 /// How to create a repository.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct InitOptions {
     /// zstd level.
     pub compression: i32,
@@ -48,6 +62,8 @@ pub struct InitOptions {
     pub pack_size: u64,
     /// Chunk sizes (min, avg, max) in bytes; `None` for the defaults.
     pub chunk_sizes: Option<(u32, u32, u32)>,
+    /// Encrypt with this key (from a key file).
+    pub key: Option<crate::backup::crypto::MasterKey>,
 }
 
 impl Default for InitOptions {
@@ -56,6 +72,7 @@ impl Default for InitOptions {
             compression: DEFAULT_COMPRESSION,
             pack_size: DEFAULT_PACK_SIZE,
             chunk_sizes: None,
+            key: None,
         }
     }
 }
@@ -75,14 +92,30 @@ impl RepoConfig {
             chunker.avg_size = avg;
             chunker.max_size = max;
         }
+        let id = hex::encode(id);
+        if options.key.is_some() {
+            // Derived from the key at open: not written down.
+            chunker.seed = 0;
+        }
+        let (id_key, encryption) = match &options.key {
+            Some(master) => (
+                String::new(),
+                Some(Encryption {
+                    cipher: crate::backup::crypto::CIPHER.to_string(),
+                    key_check: master.check_value(&id),
+                }),
+            ),
+            None => (hex::encode(key), None),
+        };
         let config = RepoConfig {
             version: FORMAT_VERSION,
-            id: hex::encode(id),
+            id,
             chunker,
-            id_key: hex::encode(key),
+            id_key,
             compression: options.compression,
             pack_size: options.pack_size,
             created,
+            encryption,
         };
         config.validate()?;
         Ok(config)
@@ -99,7 +132,18 @@ impl RepoConfig {
         if self.id.len() != 16 || !self.id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("id {:?} is not 16 hex digits", self.id));
         }
-        self.id_key()?;
+        match &self.encryption {
+            Some(e) if e.cipher != crate::backup::crypto::CIPHER => {
+                return Err(format!("cipher {:?} is not supported", e.cipher));
+            }
+            Some(_) if !self.id_key.is_empty() => {
+                return Err("an encrypted repository keeps no id_key".into());
+            }
+            Some(_) => {}
+            None => {
+                self.id_key()?;
+            }
+        }
         self.chunker
             .validate()
             .map_err(|e| format!("chunker: {e}"))?;

@@ -37,6 +37,7 @@ use self::config::{InitOptions, RepoConfig};
 use self::index::{Index, IndexError, IndexedPack};
 use self::lock::{LockError, LockMode, RepoLock};
 use self::pack::{PackError, PackWriter};
+use crate::backup::crypto::{BlobCipher, MasterKey};
 use crate::backup::id::{BlobId, IdKey, PackId};
 
 /// A repository operation that failed.
@@ -86,6 +87,24 @@ pub enum RepoError {
         /// The blob.
         id: BlobId,
     },
+    /// The repository is encrypted and no key file was given.
+    #[error("repository {path} is encrypted: give its key file (--key-file)")]
+    KeyRequired {
+        /// The repository.
+        path: PathBuf,
+    },
+    /// The key file is not this repository's.
+    #[error("the key file does not open repository {path}")]
+    WrongKey {
+        /// The repository.
+        path: PathBuf,
+    },
+    /// A key file was given for a repository that is not encrypted.
+    #[error("repository {path} is not encrypted; drop --key-file")]
+    NotEncrypted {
+        /// The repository.
+        path: PathBuf,
+    },
     /// A blob's stored bytes are damaged.
     #[error("blob {id} in pack {pack} is damaged: {reason}")]
     BlobDamaged {
@@ -128,6 +147,7 @@ pub struct Repository {
     index_files: Vec<PathBuf>,
     lock: RepoLock,
     report: OpenReport,
+    cipher: Option<BlobCipher>,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -147,7 +167,7 @@ impl Repository {
         }
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let config =
-            RepoConfig::generate(options, created).map_err(|reason| RepoError::Config {
+            RepoConfig::generate(options.clone(), created).map_err(|reason| RepoError::Config {
                 path: root.join("config"),
                 reason,
             })?;
@@ -156,7 +176,13 @@ impl Repository {
             reason: e.to_string(),
         })?;
         write_atomic(root, &root.join("config"), &json)?;
-        Repository::open(root, LockMode::Exclusive, Duration::ZERO, "init")
+        Repository::open_keyed(
+            root,
+            LockMode::Exclusive,
+            Duration::ZERO,
+            "init",
+            options.key.as_ref(),
+        )
     }
 
     /// Opens the repository at `root`, taking its lock in `mode` (waiting up to `lock_wait`),
@@ -167,6 +193,17 @@ impl Repository {
         mode: LockMode,
         lock_wait: Duration,
         what: &str,
+    ) -> Result<Repository, RepoError> {
+        Repository::open_keyed(root, mode, lock_wait, what, None)
+    }
+
+    /// As [`Repository::open`], with the key of an encrypted repository.
+    pub fn open_keyed(
+        root: &Path,
+        mode: LockMode,
+        lock_wait: Duration,
+        what: &str,
+        master: Option<&MasterKey>,
     ) -> Result<Repository, RepoError> {
         let config_path = root.join("config");
         let bytes = match fs::read(&config_path) {
@@ -182,10 +219,31 @@ impl Repository {
             path: config_path.clone(),
             reason,
         };
-        let config: RepoConfig =
+        let mut config: RepoConfig =
             serde_json::from_slice(&bytes).map_err(|e| config_err(e.to_string()))?;
         config.validate().map_err(config_err)?;
-        let key = config.id_key().map_err(config_err)?;
+        let (key, cipher) = match (&config.encryption, master) {
+            (Some(enc), Some(m)) => {
+                if m.check_value(&config.id) != enc.key_check {
+                    return Err(RepoError::WrongKey {
+                        path: root.to_path_buf(),
+                    });
+                }
+                config.chunker.seed = m.chunker_seed();
+                (m.id_key(), Some(m.cipher()))
+            }
+            (Some(_), None) => {
+                return Err(RepoError::KeyRequired {
+                    path: root.to_path_buf(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(RepoError::NotEncrypted {
+                    path: root.to_path_buf(),
+                });
+            }
+            (None, None) => (config.id_key().map_err(config_err)?, None),
+        };
         let lock = lock::acquire(root, mode, lock_wait, what)?;
         let mut repo = Repository {
             root: root.to_path_buf(),
@@ -195,6 +253,7 @@ impl Repository {
             index_files: Vec::new(),
             lock,
             report: OpenReport::default(),
+            cipher,
         };
         repo.load_index()?;
         Ok(repo)
@@ -299,6 +358,42 @@ impl Repository {
     /// The blob id key.
     pub fn key(&self) -> &IdKey {
         &self.key
+    }
+
+    /// The cipher, when the repository is encrypted.
+    pub fn cipher(&self) -> Option<&BlobCipher> {
+        self.cipher.as_ref()
+    }
+
+    /// A blob's plain bytes from its stored bytes: opened (encrypted repositories),
+    /// decompressed, and checked against its id.
+    pub fn decode_blob(
+        &self,
+        id: &BlobId,
+        loc: &index::BlobLoc,
+        stored: &[u8],
+        dec: &mut crate::backup::compress::BlobDecompressor,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let opened;
+        let stored = match &self.cipher {
+            Some(c) => {
+                opened = c.open(stored, &id.0)?;
+                opened.as_slice()
+            }
+            None => stored,
+        };
+        if loc.compressed {
+            dec.unpack(stored, loc.raw_len as usize, out)
+                .map_err(|e| e.to_string())?;
+        } else {
+            out.clear();
+            out.extend_from_slice(stored);
+        }
+        if self.key.blob_id(out) != *id {
+            return Err("content does not hash to its id".into());
+        }
+        Ok(())
     }
 
     /// The loaded index.

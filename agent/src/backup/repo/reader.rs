@@ -85,20 +85,12 @@ impl<'r> BlobReader<'r> {
             self.stored = stored;
             return Err(e);
         }
-        let result = if loc.compressed {
-            self.decompressor
-                .unpack(&stored, loc.raw_len as usize, out)
-                .map_err(|e| damaged(e.to_string()))
-        } else {
-            out.clear();
-            out.extend_from_slice(&stored);
-            Ok(())
-        };
+        let result = self
+            .repo
+            .decode_blob(id, &loc, &stored, &mut self.decompressor, out)
+            .map_err(damaged);
         self.stored = stored;
         result?;
-        if self.repo.key().blob_id(out) != *id {
-            return Err(damaged("content does not hash to its id".into()));
-        }
         Ok(())
     }
 }

@@ -20,6 +20,11 @@ pub struct BackupSetConfig {
     /// against the config file's folder.
     #[serde(default)]
     pub repository: Option<PathBuf>,
+    /// Encrypt the repository with the key in this file (32 bytes as hex; created with mode
+    /// 0600 when the repository is created). Keep a copy elsewhere: without it the backups
+    /// cannot be read.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// Files and folders to back up.
     #[serde(default)]
     pub paths: Vec<PathBuf>,
@@ -96,9 +101,24 @@ impl BackupSetConfig {
             Some(r) => muster_shared::config::resolve_path(config_path, r),
             None => data_dir.join("backup").join(&self.name),
         });
+        if let Some(k) = &mut self.key_file {
+            *k = muster_shared::config::resolve_path(config_path, k);
+        }
         for p in &mut self.restore_targets {
             *p = muster_shared::config::resolve_path(config_path, p);
         }
+    }
+
+    /// The set's key, when it is encrypted (`create`: make the key file if missing).
+    pub fn master_key(
+        &self,
+        create: bool,
+    ) -> Result<Option<crate::backup::crypto::MasterKey>, String> {
+        self.key_file
+            .as_deref()
+            .map(|p| crate::backup::crypto::MasterKey::load(p, create))
+            .transpose()
+            .map_err(|e| e.to_string())
     }
 
     /// The repository folder (after [`BackupSetConfig::resolve`]).

@@ -270,8 +270,12 @@ impl BackupSets {
     /// The snapshots of `name`, oldest first (`None`: no such set).
     pub fn snapshots(&self, name: &str) -> Option<Result<Vec<SnapshotInfo>, String>> {
         let set = self.set(name)?;
+        let cipher = match set.master_key(false) {
+            Ok(k) => k.map(|k| k.cipher()),
+            Err(e) => return Some(Err(e)),
+        };
         Some(
-            snapshot::list_in(&set.repository())
+            snapshot::list_in(&set.repository(), cipher.as_ref())
                 .map(|all| {
                     all.into_iter()
                         .map(|e| SnapshotInfo {

@@ -83,12 +83,21 @@ pub fn run_hook(argv: &[String], timeout: Duration, env: &[(&str, &str)]) -> Res
 
 fn open_repo(set: &BackupSetConfig, what: &str, mode: LockMode) -> Result<Repository, String> {
     let root = set.repository();
-    match Repository::open(&root, mode, LOCK_WAIT, what) {
+    let key = set.master_key(false);
+    let opened = match &key {
+        Ok(k) => Repository::open_keyed(&root, mode, LOCK_WAIT, what, k.as_ref()),
+        Err(e) if !root.join("config").exists() => Err(RepoError::NotARepository {
+            path: PathBuf::from(e),
+        }),
+        Err(e) => return Err(e.clone()),
+    };
+    match opened {
         Ok(r) => Ok(r),
         Err(RepoError::NotARepository { .. }) if mode == LockMode::Exclusive => {
             std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
             let options = InitOptions {
                 compression: set.compression,
+                key: set.master_key(true)?,
                 ..InitOptions::default()
             };
             Repository::init(&root, options).map_err(|e| e.to_string())
