@@ -98,6 +98,19 @@ pub struct SnapshotEntry {
     pub snapshot: Snapshot,
 }
 
+impl SnapshotEntry {
+    /// What the retention rules look at.
+    pub fn retention_meta(&self) -> super::retention::SnapshotMeta {
+        super::retention::SnapshotMeta {
+            id: self.id.clone(),
+            time: self.snapshot.time,
+            host: self.snapshot.host.clone(),
+            paths: self.snapshot.paths.clone(),
+            tags: self.snapshot.tags.clone(),
+        }
+    }
+}
+
 fn dir(repo: &Repository) -> PathBuf {
     repo.root().join("snapshots")
 }

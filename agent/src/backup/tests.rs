@@ -316,22 +316,8 @@ fn forge(f: &Fixture, nodes: Vec<Node>) -> Snapshot {
 
 fn node(name: &[u8], kind: NodeKind) -> Node {
     Node {
-        name: name.to_vec(),
-        kind,
         mode: 0o755,
-        uid: 0,
-        gid: 0,
-        mtime_ns: 0,
-        ctime_ns: 0,
-        size: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        rdev: 0,
-        content: vec![],
-        content_lists: vec![],
-        subtree: vec![],
-        target: vec![],
+        ..Node::empty(name.to_vec(), kind)
     }
 }
 

@@ -76,6 +76,29 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node with only a name and a kind: no permission bits, owner root, time zero, one
+    /// link, no content.
+    pub fn empty(name: Vec<u8>, kind: NodeKind) -> Self {
+        Node {
+            name,
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            size: 0,
+            inode: 0,
+            device: 0,
+            links: 1,
+            rdev: 0,
+            content: Vec::new(),
+            content_lists: Vec::new(),
+            subtree: Vec::new(),
+            target: Vec::new(),
+        }
+    }
+
     /// The name shown to humans (lossy UTF-8).
     pub fn display_name(&self) -> String {
         String::from_utf8_lossy(&self.name).into_owned()

@@ -499,13 +499,7 @@ fn forget(args: &RepoArgs, keep: KeepArgs, then_prune: bool, dry_run: bool) -> a
     let all = snapshot::list(&r)?;
     let metas: Vec<SnapshotMeta> = all
         .iter()
-        .map(|e| SnapshotMeta {
-            id: e.id.clone(),
-            time: e.snapshot.time,
-            host: e.snapshot.host.clone(),
-            paths: e.snapshot.paths.clone(),
-            tags: e.snapshot.tags.clone(),
-        })
+        .map(snapshot::SnapshotEntry::retention_meta)
         .collect();
     let groups = retention::apply(&policy, &metas, keep.group_by);
     if let Some(g) = groups.iter().find(|g| g.removes_all()) {

@@ -157,6 +157,28 @@ impl<'r> BlobStore<'r> {
         Ok(ids)
     }
 
+    /// Cuts `source` into chunks and stores the new ones (a stream read on the calling thread:
+    /// a command's output, a tar entry). Returns the chunk ids and the bytes read.
+    pub fn save_stream(
+        &self,
+        slot: &mut PackSlot,
+        chunker: &mut crate::backup::chunker::Chunker,
+        source: impl std::io::Read,
+        progress: &dyn super::Progress,
+    ) -> std::io::Result<(Vec<BlobId>, u64)> {
+        let mut ids = Vec::new();
+        let mut size = 0u64;
+        chunker.chunk(source, |chunk| {
+            let id = self.repo.key().blob_id(chunk);
+            ids.push(id);
+            size += chunk.len() as u64;
+            progress.bytes(chunk.len() as u64);
+            self.save(slot, BlobKind::Data, id, chunk)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })?;
+        Ok((ids, size))
+    }
+
     /// Finishes the slot's open pack, if any.
     pub fn finish(&self, slot: &mut PackSlot) -> Result<(), RepoError> {
         if let Some(writer) = slot.writer.take() {

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use super::store::{BlobStore, PackSlot};
 use super::{BackupError, Progress};
 use crate::backup::chunker::Chunker;
-use crate::backup::repo::pack::BlobKind;
 use crate::backup::tree::{Node, NodeKind};
 
 /// A command whose standard output becomes one file at the snapshot's root.
@@ -95,19 +94,10 @@ pub fn read_stream(
             String::from_utf8_lossy(&tail).trim().to_string()
         })
     });
-    let mut ids = Vec::new();
-    let mut size = 0u64;
+    let mut chunker = Chunker::new(store.repo().config().chunker);
     let read = match child.stdout.take() {
-        Some(stdout) => Chunker::new(store.repo().config().chunker).chunk(stdout, |chunk| {
-            let id = store.repo().key().blob_id(chunk);
-            ids.push(id);
-            size += chunk.len() as u64;
-            progress.bytes(chunk.len() as u64);
-            store
-                .save(slot, BlobKind::Data, id, chunk)
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        }),
-        None => Ok(()),
+        Some(stdout) => store.save_stream(slot, &mut chunker, stdout, progress),
+        None => Ok((Vec::new(), 0)),
     };
     let status = child.wait();
     done.store(true, Ordering::Relaxed);
@@ -115,7 +105,7 @@ pub fn read_stream(
     let stderr = stderr_reader
         .and_then(|h| h.join().ok())
         .unwrap_or_default();
-    read.map_err(|e| fail(format!("reading its output: {e}")))?;
+    let (ids, size) = read.map_err(|e| fail(format!("reading its output: {e}")))?;
     let status = status.map_err(|e| fail(e.to_string()))?;
     if timed_out.load(Ordering::Relaxed) {
         return Err(fail(format!(
@@ -131,21 +121,14 @@ pub fn read_stream(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     Ok(Node {
-        name: source.name.as_bytes().to_vec(),
-        kind: NodeKind::File,
         mode: 0o600,
         uid: nix::unistd::geteuid().as_raw(),
         gid: nix::unistd::getegid().as_raw(),
         mtime_ns: now,
         ctime_ns: now,
         size,
-        inode: 0,
-        device: 0,
-        links: 1,
-        rdev: 0,
         content,
         content_lists,
-        subtree: Vec::new(),
-        target: Vec::new(),
+        ..Node::empty(source.name.as_bytes().to_vec(), NodeKind::File)
     })
 }

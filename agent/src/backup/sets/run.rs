@@ -172,13 +172,7 @@ fn backup_inner(
         let metas: Vec<SnapshotMeta> = all
             .iter()
             .filter(|e| e.snapshot.tags.contains(&set.name))
-            .map(|e| SnapshotMeta {
-                id: e.id.clone(),
-                time: e.snapshot.time,
-                host: e.snapshot.host.clone(),
-                paths: e.snapshot.paths.clone(),
-                tags: e.snapshot.tags.clone(),
-            })
+            .map(snapshot::SnapshotEntry::retention_meta)
             .collect();
         for group in retention::apply(keep, &metas, GroupBy::default()) {
             if group.removes_all() {

@@ -9,7 +9,6 @@ use crate::backup::archiver::{BlobStore, PackSlot, Progress};
 use crate::backup::catalog::Catalog;
 use crate::backup::chunker::Chunker;
 use crate::backup::id::BlobId;
-use crate::backup::repo::pack::BlobKind;
 use crate::backup::repo::{RepoError, Repository};
 use crate::backup::snapshot::{self, Snapshot, SnapshotEntry, SnapshotSummary};
 use crate::backup::tree::{self, Node, NodeKind};
@@ -30,22 +29,8 @@ enum Entry {
 
 fn blank(name: Vec<u8>, kind: NodeKind) -> Node {
     Node {
-        name,
-        kind,
         mode: 0o755,
-        uid: 0,
-        gid: 0,
-        mtime_ns: 0,
-        ctime_ns: 0,
-        size: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        rdev: 0,
-        content: Vec::new(),
-        content_lists: Vec::new(),
-        subtree: Vec::new(),
-        target: Vec::new(),
+        ..Node::empty(name, kind)
     }
 }
 
@@ -255,17 +240,7 @@ fn read_entries<R: Read>(
             }
             tar::EntryType::Symlink => node.target = link.unwrap_or_default(),
             _ if kind == NodeKind::File => {
-                let mut ids: Vec<BlobId> = Vec::new();
-                let mut size = 0u64;
-                chunker.chunk(&mut entry, |chunk| {
-                    let id = store.repo().key().blob_id(chunk);
-                    ids.push(id);
-                    size += chunk.len() as u64;
-                    progress.bytes(chunk.len() as u64);
-                    store
-                        .save(slot, BlobKind::Data, id, chunk)
-                        .map_err(|e| std::io::Error::other(e.to_string()))
-                })?;
+                let (ids, size) = store.save_stream(slot, &mut chunker, &mut entry, progress)?;
                 node.size = size;
                 (node.content, node.content_lists) = store.content_form(slot, ids)?;
             }
