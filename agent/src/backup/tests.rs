@@ -619,3 +619,46 @@ fn an_encrypted_repository_round_trips_and_shows_nothing_without_its_key() {
         .join("secret name.txt");
     assert_eq!(fs::read(back).unwrap(), secret);
 }
+
+#[test]
+fn index_and_catalog_are_rebuilt_from_packs_and_snapshot_files() {
+    let f = fixture();
+    build(
+        &f.src,
+        &[
+            Item::File(b"a".to_vec(), vec![3; 300_000], 0o644),
+            Item::File(b"b".to_vec(), b"bee".to_vec(), 0o644),
+        ],
+    );
+    let first = backup(&f);
+    for name in fs::read_dir(f.repo.join("index")).unwrap() {
+        fs::remove_file(name.unwrap().path()).unwrap();
+    }
+    fs::remove_dir_all(&f.cache).unwrap();
+    let (repo, catalog) = open(&f);
+    assert!(
+        repo.open_report().unindexed_packs > 0,
+        "{:?}",
+        repo.open_report()
+    );
+    assert_eq!(
+        fs::read_dir(f.repo.join("index")).unwrap().count(),
+        1,
+        "one index file rewritten"
+    );
+    catalog
+        .sync_snapshots(&snapshot::list(&repo).unwrap())
+        .unwrap();
+    assert_eq!(catalog.snapshots().unwrap().len(), 1);
+    drop((repo, catalog));
+    // The files cache is gone: files are read again, but nothing new is stored.
+    let again = backup(&f);
+    assert_eq!(again.snapshot.summary.files_read, 2);
+    assert!(
+        again.snapshot.summary.raw_bytes_added < 4096,
+        "{:?}",
+        again.snapshot.summary
+    );
+    restore(&f, &first.snapshot).unwrap();
+    assert_same(&f.src, &restored(&f));
+}
