@@ -19,6 +19,7 @@ use muster_shared::tls::{self, PeerPolicy, TlsError};
 use crate::pki::{Pki, PkiError};
 use crate::tsdb::Dictionary;
 
+pub mod json;
 mod urgent;
 
 /// Why a call to an agent failed. Messages are short: they are shown as a
