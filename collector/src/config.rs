@@ -40,6 +40,38 @@ pub struct CollectorConfig {
     /// Alert rules, routing, receivers and the notification outbox.
     #[serde(default)]
     pub alerting: crate::alert::config::AlertingConfig,
+    /// The backup view: agent calls and the BackupLog.
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: how the collector reaches agents' backup APIs and how much history it keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// BackupLog entries kept per host and backup set (the oldest go first). Default 500,
+    /// at least 1.
+    #[serde(default = "default_backup_history")]
+    pub history_per_set: usize,
+    /// Limit of one call to an agent's backup or job API. Default `"30s"`.
+    #[serde(default = "default_backup_timeout")]
+    pub timeout: Duration,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            history_per_set: default_backup_history(),
+            timeout: default_backup_timeout(),
+        }
+    }
+}
+
+fn default_backup_history() -> usize {
+    crate::backup::log::DEFAULT_KEEP_PER_SET
+}
+fn default_backup_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// The API listener.
@@ -215,6 +247,10 @@ pub struct CollectorSettings {
     /// `[alerting]`, receivers' file paths resolved against the config's folder (rule
     /// file globs are resolved when loaded, against `config_path`).
     pub alerting: crate::alert::config::AlertingConfig,
+    /// BackupLog entries kept per host and set.
+    pub backup_history_per_set: usize,
+    /// Limit of one call to an agent's backup or job API.
+    pub backup_timeout: std::time::Duration,
 }
 
 /// Resolved certificate paths.
@@ -284,6 +320,8 @@ impl CollectorSettings {
             agent_cert_validity: raw.pki.agent_cert_validity.get(),
             storage: crate::tsdb::TsdbOptions::default(),
             flush_interval: raw.maintenance.flush_interval.get(),
+            backup_history_per_set: raw.backup.history_per_set,
+            backup_timeout: raw.backup.timeout.get(),
             remote_write: raw
                 .remote_write
                 .iter()
@@ -342,6 +380,12 @@ impl CollectorSettings {
         }
         if self.max_body_bytes < 1024 {
             problems.push("api.max_body_bytes must be at least 1024".to_owned());
+        }
+        if self.backup_history_per_set == 0 {
+            problems.push("backup.history_per_set must be at least 1".to_owned());
+        }
+        if self.backup_timeout.is_zero() {
+            problems.push("backup.timeout must be above zero".to_owned());
         }
         if self.agent_cert_validity < std::time::Duration::from_secs(3600) {
             problems.push("pki.agent_cert_validity must be at least 1h".to_owned());

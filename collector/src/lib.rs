@@ -3,8 +3,8 @@
 //! It enrolls agents, pulls their sample buffers over mutual TLS into its own
 //! time-series store, evaluates alert rules and delivers notifications, and
 //! serves a token-protected API (Prometheus-compatible queries, `/federate`,
-//! alerts and silences) with its own metrics. Deploys and backups arrive as
-//! later modules beside these.
+//! alerts, silences and backups) with its own metrics. Deploys arrive as a
+//! later module beside these.
 //!
 //! - [`alert`] — rules, alerts, routing, silences, receivers and the outbox.
 //! - [`alert_cli`] — `alerts` and `silence` commands, through a running collector's API.
@@ -21,6 +21,8 @@
 //! - [`tsdb`] — the time-series store: compressed chunks and series index in sled.
 //! - [`api`] — the HTTP API.
 //! - [`api_client`] — the CLI's client for a running collector's API.
+//! - [`audit`] — the append-only audit log of changes made through the API.
+//! - [`backup`] — agents' backup sets, backup and restore jobs, the BackupLog.
 //! - [`metrics`] — the collector's own Prometheus metrics.
 //! - [`maintain`] — the store's flushes and compactions, and probing a store that fails.
 //! - [`server`] — `muster-collector serve`, wiring the above together.
@@ -32,6 +34,8 @@ pub mod alert;
 pub mod alert_cli;
 pub mod api;
 pub mod api_client;
+pub mod audit;
+pub mod backup;
 pub mod commands;
 pub mod config;
 pub mod dev;
