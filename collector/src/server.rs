@@ -34,6 +34,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::alert::service::Alerting;
 use crate::api::{ApiState, router};
+use crate::audit::AuditLog;
+use crate::backup::Backups;
+use crate::backup::log::BackupLog;
 use crate::config::CollectorSettings;
 use crate::hosts::HostRegistry;
 use crate::maintain::Maintenance;
@@ -373,7 +376,27 @@ async fn run_session(
         }));
     }
 
+    let (backup_log, audit) = {
+        let store = store.clone();
+        let keep = settings.backup_history_per_set;
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            Ok((
+                BackupLog::open(&store, keep).context("cannot open the backup log")?,
+                AuditLog::open(&store).context("cannot open the audit log")?,
+            ))
+        })
+        .await
+        .context("backup log open task failed")??
+    };
+    let backups = Backups::new(
+        shared.clients.clone(),
+        hosts.clone(),
+        Arc::new(backup_log),
+        settings.backup_timeout,
+    );
     let state = ApiState {
+        backups: Arc::new(backups),
+        audit: Arc::new(audit),
         store: store.clone(),
         pki: shared.pki.clone(),
         tokens,

@@ -38,6 +38,10 @@ pub enum ApiError {
     /// 500: our fault; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
+    /// 502: an agent this route calls is unreachable or answered nonsense; the message
+    /// names the agent and the failure (it holds no secret).
+    #[error("{0}")]
+    BadGateway(String),
     /// 503: a part this route needs is not running.
     #[error("{0}")]
     Unavailable(String),
@@ -59,6 +63,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

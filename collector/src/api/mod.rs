@@ -10,7 +10,9 @@
 //! request carries its id), request metrics, body limit, then routing.
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod enroll;
 pub mod error;
 pub mod federate;
@@ -22,6 +24,8 @@ pub mod silences;
 pub mod system;
 pub mod tokens;
 
+#[cfg(test)]
+mod backups_tests;
 #[cfg(test)]
 mod federate_tests;
 #[cfg(test)]
@@ -68,6 +72,10 @@ pub struct ApiState {
     pub store_health: Arc<crate::store_health::StoreHealth>,
     /// The alerting pipeline; `None` only in tests of other routes.
     pub alerting: Option<Arc<crate::alert::service::Alerting>>,
+    /// Agents' backups and the BackupLog.
+    pub backups: Arc<crate::backup::Backups>,
+    /// The audit log.
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 impl ApiState {
@@ -101,6 +109,13 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .route("/api/v1/notifications", get(alerts::notifications))
         .route("/api/v1/silences", get(silences::list))
         .route("/api/v1/silences/{id}", get(silences::get))
+        .route("/api/v1/hosts/{id}/backups", get(backups::list))
+        .route("/api/v1/hosts/{id}/backups/history", get(backups::history))
+        .route(
+            "/api/v1/hosts/{id}/backups/{set}/snapshots",
+            get(backups::snapshots),
+        )
+        .route("/api/v1/hosts/{id}/jobs/{job_id}", get(backups::job))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_viewer,
@@ -124,6 +139,8 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
             "/api/v1/silences/{id}",
             post(silences::update).delete(silences::expire),
         )
+        .route("/api/v1/hosts/{id}/backups", post(backups::run))
+        .route("/api/v1/hosts/{id}/restores", post(backups::restore))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_operator,
@@ -131,6 +148,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let admin = Router::new()
         .route("/api/v1/tokens", post(tokens::create_api))
         .route("/api/v1/enroll-tokens", post(tokens::create_enroll))
+        .route("/api/v1/audit", get(audit::list))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,

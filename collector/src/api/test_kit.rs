@@ -13,10 +13,14 @@ use muster_shared::store::{Store, StoreOptions};
 use tower::ServiceExt;
 
 use super::{ApiState, router};
+use crate::audit::AuditLog;
+use crate::backup::Backups;
+use crate::backup::log::BackupLog;
 use crate::config::PkiPaths;
 use crate::hosts::HostRegistry;
 use crate::metrics::Metrics;
 use crate::pki::{Pki, init};
+use crate::scrape::client::AgentClients;
 use crate::series::SeriesSource;
 use crate::store_health::StoreHealth;
 use crate::tokens::{ApiRole, TokenStore};
@@ -26,6 +30,8 @@ pub(crate) struct TestApi {
     pub _dir: tempfile::TempDir,
     pub router: Router,
     pub viewer_token: String,
+    pub operator_token: String,
+    pub state: ApiState,
 }
 
 impl TestApi {
@@ -42,10 +48,25 @@ impl TestApi {
             .expect("create a viewer token")
             .expose()
             .to_owned();
+        let operator_token = tokens
+            .create_api(ApiRole::Operator, "ops", 0)
+            .expect("create an operator token")
+            .expose()
+            .to_owned();
         let metrics = Metrics::new().expect("metrics");
+        let pki = Arc::new(Pki::load(&paths).expect("load the PKI"));
+        let hosts = Arc::new(HostRegistry::open(&store).expect("open hosts"));
+        let backups = Backups::new(
+            AgentClients::new(&pki).expect("agent clients"),
+            hosts.clone(),
+            Arc::new(BackupLog::open(&store, 10).expect("open the backup log")),
+            Duration::from_secs(2),
+        );
         let state = ApiState {
-            hosts: Arc::new(HostRegistry::open(&store).expect("open hosts")),
-            pki: Arc::new(Pki::load(&paths).expect("load the PKI")),
+            backups: Arc::new(backups),
+            audit: Arc::new(AuditLog::open(&store).expect("open the audit log")),
+            hosts,
+            pki,
             tokens: Arc::new(tokens),
             store,
             store_health: Arc::new(StoreHealth::new(metrics.store.clone())),
@@ -57,8 +78,10 @@ impl TestApi {
         };
         Self {
             _dir: dir,
-            router: router(state, 1024 * 1024),
+            router: router(state.clone(), 1024 * 1024),
             viewer_token,
+            operator_token,
+            state,
         }
     }
 
@@ -91,6 +114,18 @@ impl TestApi {
     pub async fn get(&self, uri: &str) -> (StatusCode, String) {
         self.send(Request::get(uri).body(Body::empty()).expect("a request"))
             .await
+    }
+
+    /// `POST uri` with a JSON body, as the holder of `token`.
+    pub async fn post_json(&self, uri: &str, body: &str, token: &str) -> (StatusCode, String) {
+        self.send(
+            Request::post(uri)
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from(body.to_owned()))
+                .expect("a request"),
+        )
+        .await
     }
 
     /// `POST uri` with a form body.
