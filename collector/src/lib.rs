@@ -23,6 +23,7 @@
 //! - [`api_client`] — the CLI's client for a running collector's API.
 //! - [`audit`] — the append-only audit log of changes made through the API.
 //! - [`backup`] — agents' backup sets, backup and restore jobs, the BackupLog.
+//! - [`backup_cli`] — `backup list|snapshots|run|restore|history`, through the API.
 //! - [`metrics`] — the collector's own Prometheus metrics.
 //! - [`maintain`] — the store's flushes and compactions, and probing a store that fails.
 //! - [`server`] — `muster-collector serve`, wiring the above together.
@@ -36,6 +37,7 @@ pub mod api;
 pub mod api_client;
 pub mod audit;
 pub mod backup;
+pub mod backup_cli;
 pub mod commands;
 pub mod config;
 pub mod dev;

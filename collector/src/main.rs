@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use muster_collector::alert::rules::reload::RuleSource;
 use muster_collector::alert_cli;
 use muster_collector::api_client::ApiClient;
+use muster_collector::backup_cli;
 use muster_collector::commands::{self, TokenRequest};
 use muster_collector::config::CollectorSettings;
 use muster_collector::tokens::ApiRole;
@@ -84,6 +85,14 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         command: Option<AlertsCommand>,
+    },
+    /// A host's backups: list sets and snapshots, run, restore, history. Talks to the
+    /// running collector's API.
+    Backup {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: backup_cli::BackupCommand,
     },
     /// Silence alerts by label matchers for a while.
     Silence {
@@ -330,6 +339,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         alert_cli::alerts(&api, &request).await?
                     }
                 };
+                println!("{text}");
+                Ok(())
+            }
+            Command::Backup { client, command } => {
+                let text = backup_cli::execute(&api_client(&client)?, command).await?;
                 println!("{text}");
                 Ok(())
             }
