@@ -10,6 +10,9 @@
 //! `{fake="2"}`, `{fake="3"}`, ... with values that compress badly, as a large
 //! host's. Every bad batch also defines and values [`REFUSED_METRIC`], so a
 //! test can show that nothing of it was stored.
+//!
+//! With [`FakeAgent::serve_backups`] it also lists the `backups` and `jobs` capabilities
+//! and serves backup sets, snapshots and jobs from memory ([`backups`]).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -20,7 +23,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use muster_shared::codec::{FLAG_ZSTD, HEADER_LEN, encode_frame};
-use muster_shared::protocol::info::{AgentInfo, CAP_SAMPLES};
+use muster_shared::protocol::info::{AgentInfo, CAP_BACKUPS, CAP_JOBS, CAP_SAMPLES};
 use muster_shared::protocol::samples::{
     Label, Round, SampleBatch, SamplesQuery, SeriesDef, SeriesValue,
 };
@@ -30,7 +33,11 @@ use muster_shared::tls::{Identity, PeerPolicy, server_config};
 use tokio_util::sync::CancellationToken;
 
 use crate::Collector;
+
+pub mod backups;
+
 use crate::timeline::{AgentHistory, series_name};
+use backups::FakeBackups;
 
 /// The metric of correct batches.
 pub const GOOD_METRIC: &str = "fake_good";
@@ -66,6 +73,8 @@ struct Script {
     series: u32,
     /// Whether a round is added every second, as rounds are asked for.
     sampling: bool,
+    /// Whether `/v1/info` lists the `backups` and `jobs` capabilities.
+    backups: bool,
 }
 
 impl Script {
@@ -133,6 +142,7 @@ pub struct FakeAgent {
     /// Its loopback port.
     pub port: u16,
     script: Arc<Mutex<Script>>,
+    backups: Arc<Mutex<FakeBackups>>,
     shutdown: CancellationToken,
     rt: Option<tokio::runtime::Runtime>,
 }
@@ -160,11 +170,14 @@ impl FakeAgent {
             slow_above: None,
             series: 1,
             sampling: false,
+            backups: false,
         }));
+        let backups = Arc::new(Mutex::new(FakeBackups::default()));
         let router = Router::new()
             .route("/v1/info", get(info))
             .route("/v1/samples", get(samples))
-            .with_state(script.clone());
+            .with_state(script.clone())
+            .merge(backups::router(backups.clone()));
         let shutdown = CancellationToken::new();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -180,6 +193,7 @@ impl FakeAgent {
             host: identity.host,
             port,
             script,
+            backups,
             shutdown,
             rt: Some(rt),
         }
@@ -257,6 +271,23 @@ impl FakeAgent {
         lock(&self.script).slow_above = Some((max_rounds, delay));
     }
 
+    /// From now on, lists the `backups` and `jobs` capabilities and serves `state`'s sets
+    /// and jobs ([`backups`]).
+    pub fn serve_backups(&self, state: FakeBackups) {
+        *lock(&self.backups) = state;
+        lock(&self.script).backups = true;
+    }
+
+    /// Every `POST /v1/jobs` body so far, repeats included.
+    pub fn job_requests(&self) -> Vec<muster_shared::protocol::jobs::JobRequest> {
+        lock(&self.backups).requests.clone()
+    }
+
+    /// How many distinct jobs were created.
+    pub fn jobs_created(&self) -> usize {
+        lock(&self.backups).jobs.len()
+    }
+
     /// The `after` of every `/v1/samples` request so far, in order.
     pub fn cursors_asked(&self) -> Vec<u64> {
         lock(&self.script).asked.clone()
@@ -272,8 +303,8 @@ impl Drop for FakeAgent {
     }
 }
 
-fn lock(script: &Mutex<Script>) -> MutexGuard<'_, Script> {
-    script.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn now_ms() -> u64 {
@@ -287,11 +318,16 @@ fn now_ms() -> u64 {
 }
 
 async fn info(State(script): State<Arc<Mutex<Script>>>) -> Response {
+    let script = lock(&script);
+    let mut capabilities = vec![CAP_SAMPLES.to_owned()];
+    if script.backups {
+        capabilities.extend([CAP_BACKUPS.to_owned(), CAP_JOBS.to_owned()]);
+    }
     let info = AgentInfo {
-        host_id: lock(&script).host.clone(),
+        host_id: script.host.clone(),
         agent_version: "fake".to_owned(),
         protocol_version: PROTOCOL_VERSION,
-        capabilities: vec![CAP_SAMPLES.to_owned()],
+        capabilities,
         started_at_unix_ms: 0,
     };
     binary(encode_frame(&info, PROTOCOL_VERSION, 3).unwrap())
