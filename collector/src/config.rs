@@ -56,6 +56,10 @@ pub struct BackupConfig {
     /// Limit of one call to an agent's backup or job API. Default `"30s"`.
     #[serde(default = "default_backup_timeout")]
     pub timeout: Duration,
+    /// How often every agent's backup sets are read, so their runs reach the BackupLog.
+    /// Default `"10m"`, at least `"1s"`.
+    #[serde(default = "default_backup_poll")]
+    pub poll_interval: Duration,
 }
 
 impl Default for BackupConfig {
@@ -63,6 +67,7 @@ impl Default for BackupConfig {
         Self {
             history_per_set: default_backup_history(),
             timeout: default_backup_timeout(),
+            poll_interval: default_backup_poll(),
         }
     }
 }
@@ -72,6 +77,9 @@ fn default_backup_history() -> usize {
 }
 fn default_backup_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_backup_poll() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// The API listener.
@@ -251,6 +259,8 @@ pub struct CollectorSettings {
     pub backup_history_per_set: usize,
     /// Limit of one call to an agent's backup or job API.
     pub backup_timeout: std::time::Duration,
+    /// How often every agent's backup sets are read for the BackupLog.
+    pub backup_poll_interval: std::time::Duration,
 }
 
 /// Resolved certificate paths.
@@ -322,6 +332,7 @@ impl CollectorSettings {
             flush_interval: raw.maintenance.flush_interval.get(),
             backup_history_per_set: raw.backup.history_per_set,
             backup_timeout: raw.backup.timeout.get(),
+            backup_poll_interval: raw.backup.poll_interval.get(),
             remote_write: raw
                 .remote_write
                 .iter()
@@ -386,6 +397,9 @@ impl CollectorSettings {
         }
         if self.backup_timeout.is_zero() {
             problems.push("backup.timeout must be above zero".to_owned());
+        }
+        if self.backup_poll_interval < std::time::Duration::from_secs(1) {
+            problems.push("backup.poll_interval must be at least 1s".to_owned());
         }
         if self.agent_cert_validity < std::time::Duration::from_secs(3600) {
             problems.push("pki.agent_cert_validity must be at least 1h".to_owned());

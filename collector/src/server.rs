@@ -376,27 +376,26 @@ async fn run_session(
         }));
     }
 
-    let (backup_log, audit) = {
-        let store = store.clone();
-        let keep = settings.backup_history_per_set;
+    let (backups, audit) = {
+        let (store, clients, hosts) = (store.clone(), shared.clients.clone(), hosts.clone());
+        let (keep, timeout) = (settings.backup_history_per_set, settings.backup_timeout);
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            Ok((
-                BackupLog::open(&store, keep).context("cannot open the backup log")?,
-                AuditLog::open(&store).context("cannot open the audit log")?,
-            ))
+            let log = BackupLog::open(&store, keep).context("cannot open the backup log")?;
+            let audit = AuditLog::open(&store).context("cannot open the audit log")?;
+            let backups = Backups::new(clients, hosts, Arc::new(log), timeout);
+            Ok((Arc::new(backups), Arc::new(audit)))
         })
         .await
         .context("backup log open task failed")??
     };
-    let backups = Backups::new(
-        shared.clients.clone(),
-        hosts.clone(),
-        Arc::new(backup_log),
-        settings.backup_timeout,
-    );
+    tasks.spawn(crate::backup::poll::record_runs(
+        backups.clone(),
+        settings.backup_poll_interval,
+        session.clone(),
+    ));
     let state = ApiState {
-        backups: Arc::new(backups),
-        audit: Arc::new(audit),
+        backups,
+        audit,
         store: store.clone(),
         pki: shared.pki.clone(),
         tokens,

@@ -1,6 +1,6 @@
 //! The collector's side of backups against the fake agent: sets, snapshots and history
 //! through the API, backup and restore jobs (idempotent, audited, refused by the agent's
-//! allowlist), roles, an agent without backups, the bounded BackupLog, and the
+//! allowlist), roles, an agent without backups, the bounded and polled BackupLog, and the
 //! `muster-collector backup` commands.
 
 use std::process::Command;
@@ -227,12 +227,19 @@ fn the_cli_runs_and_waits_and_the_history_is_bounded() {
         CollectorOptions::default(),
         &CollectorConfig {
             data_dir: None,
-            sections: "[backup]\nhistory_per_set = 3\n".to_owned(),
+            sections: "[backup]\nhistory_per_set = 3\npoll_interval = \"1s\"\n".to_owned(),
         },
     );
     let agent = FakeAgent::start(&collector, "web1");
     agent.serve_backups(FakeBackups::example());
     let ops = collector.create_token(&["--role", "operator", "--name", "ops"]);
+
+    // The poll records the agent's last run with nobody listing the sets.
+    wait_for("the poll records the last run", || {
+        let (status, history) = get_json(&collector, "/api/v1/hosts/web1/backups/history", &ops);
+        assert_eq!(status, 200, "{history}");
+        history["entries"][0]["event"].get("run").map(|_| ())
+    });
 
     let (ok, out, err) = backup_cli(&collector, &ops, &["list", "web1"]);
     assert!(ok, "{err}");
@@ -264,7 +271,7 @@ fn the_cli_runs_and_waits_and_the_history_is_bounded() {
     assert!(!ok, "{out}");
     assert!(err.contains("outside the allowed restore paths"), "{err}");
 
-    // 1 run seen by `list` and 4 jobs: only the newest 3 of `etc` are kept.
+    // 1 run (polled and listed) and 4 jobs: only the newest 3 of `etc` are kept.
     let (ok, out, err) = backup_cli(&collector, &ops, &["history", "web1", "--set", "etc"]);
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 3, "{out}");

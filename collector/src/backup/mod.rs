@@ -4,6 +4,7 @@
 //! - [`client`] — the agent's `GET /v1/backups`, `/v1/backups/{set}/snapshots`,
 //!   `POST /v1/jobs` and `GET /v1/jobs/{id}`, over the scrape path's mTLS client.
 //! - [`log`] — the BackupLog: jobs the collector started and runs the agents reported.
+//! - [`poll`] — reading every agent's sets now and then, so scheduled runs are recorded.
 //!
 //! [`Backups`] ties them to the enrolled hosts; the API ([`crate::api::backups`]) and so
 //! the CLI go through it. The `muster_backup_*` series need nothing here: the agent emits
@@ -12,6 +13,7 @@
 
 pub mod client;
 pub mod log;
+pub mod poll;
 mod spec;
 
 pub use spec::{SpecError, idempotency_key, restore_spec};
@@ -92,7 +94,7 @@ pub enum BackupError {
 #[derive(Debug)]
 pub struct Backups {
     clients: AgentClients,
-    hosts: Arc<HostRegistry>,
+    pub(crate) hosts: Arc<HostRegistry>,
     log: Arc<BackupLog>,
     timeout: Duration,
 }
