@@ -385,3 +385,75 @@ fn spans_read_as_people_write_them() {
     assert_eq!(promql_duration(30.0), "30s");
     assert_eq!(promql_duration(1.5), "1500ms");
 }
+
+/// The backup series as an agent sends them (a `backup` label, no `host`) and the scrape
+/// path stores them (the collector adds `host`): the backup rules fire on them, labelled
+/// with both.
+#[test]
+fn backup_rules_fire_on_backup_series_as_the_scrape_path_stores_them() {
+    use muster_shared::protocol::samples::{Label, Round, SampleBatch, SeriesDef, SeriesValue};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = muster_shared::store::Store::open(
+        &dir.path().join("store"),
+        muster_shared::store::StoreOptions::collector(),
+    )
+    .unwrap();
+    let tsdb = crate::tsdb::Tsdb::open(
+        &store,
+        &dir.path().join("tsdb"),
+        crate::tsdb::TsdbOptions::default(),
+    )
+    .unwrap();
+    let def = |id, metric: &str, backup: &str| SeriesDef {
+        id,
+        metric: metric.to_owned(),
+        labels: vec![Label {
+            name: "backup".to_owned(),
+            value: backup.to_owned(),
+        }],
+    };
+    let now = i64::try_from(crate::unix_ms()).unwrap();
+    let now_s = (now / 1000) as f64;
+    let batch = SampleBatch {
+        first_seq: 1,
+        last_seq: 1,
+        next_after: 1,
+        more: false,
+        gap: None,
+        series: vec![
+            def(0, "muster_backup_last_success_timestamp_seconds", "etc"),
+            def(1, "muster_backup_last_success_timestamp_seconds", "db"),
+            def(2, "muster_backup_last_run_success", "etc"),
+            def(3, "muster_backup_last_run_success", "db"),
+        ],
+        rounds: vec![Round {
+            seq: 1,
+            timestamp_unix_ms: u64::try_from(now - MIN).unwrap(),
+            values: [now_s - 3_600.0, now_s - 3.0 * 86_400.0, 0.0, 1.0]
+                .into_iter()
+                .enumerate()
+                .map(|(series, value)| SeriesValue {
+                    series: u32::try_from(series).unwrap(),
+                    value,
+                })
+                .collect(),
+        }],
+    };
+    tsdb.ingest("web1", &batch).unwrap();
+
+    let rules = defaults();
+    let engine = Engine::new(Limits::default());
+    let fired = |name: &str| -> Vec<String> {
+        let rule = rules.iter().find(|r| r.name() == name).unwrap();
+        match engine.instant_query(&tsdb, rule.query(), now) {
+            Ok(Value::Vector(samples)) => samples
+                .iter()
+                .map(|s| s.labels.filtered(|n| n != "__name__").to_string())
+                .collect(),
+            other => panic!("{name}: expected a vector, got {other:?}"),
+        }
+    };
+    assert_eq!(fired("BackupOverdue"), [r#"{backup="db",host="web1"}"#]);
+    assert_eq!(fired("BackupFailed"), [r#"{backup="etc",host="web1"}"#]);
+}
