@@ -156,9 +156,16 @@ impl AgentBackups {
     }
 
     fn unreachable(&self, err: &ScrapeError) -> BackupError {
-        BackupError::Unreachable {
-            host: self.host.clone(),
-            reason: error_chain(err),
+        match err {
+            ScrapeError::BadBatch(reason) => BackupError::BadAnswer {
+                host: self.host.clone(),
+                what: "an answer",
+                reason: reason.clone(),
+            },
+            other => BackupError::Unreachable {
+                host: self.host.clone(),
+                reason: error_chain(other),
+            },
         }
     }
 }

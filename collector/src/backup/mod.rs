@@ -68,7 +68,7 @@ pub enum BackupError {
         message: String,
     },
     /// The agent's answer is not the JSON the protocol defines.
-    #[error("agent {host} sent {what} that do not decode: {reason}")]
+    #[error("agent {host} sent {what} that cannot be read: {reason}")]
     BadAnswer {
         /// The host.
         host: String,

@@ -44,27 +44,31 @@ impl AgentClient {
                     .body(body),
                 None => self.http.get(&url),
             };
-            let response = request
+            let mut response = request
                 .header(reqwest::header::ACCEPT, "application/json")
                 .header(REQUEST_ID_HEADER, request_id)
                 .send()
                 .await
                 .map_err(|e| self.transport(&e))?;
             let status = response.status().as_u16();
+            let too_large = || {
+                ScrapeError::BadBatch(format!("answer larger than {MAX_JSON_ANSWER_BYTES} bytes"))
+            };
             if response
                 .content_length()
                 .is_some_and(|len| len > MAX_JSON_ANSWER_BYTES as u64)
             {
-                return Err(ScrapeError::BadBatch(format!(
-                    "answer larger than {MAX_JSON_ANSWER_BYTES} bytes"
-                )));
+                return Err(too_large());
             }
-            let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-            if body.len() > MAX_JSON_ANSWER_BYTES {
-                return Err(ScrapeError::BadBatch(format!(
-                    "answer larger than {MAX_JSON_ANSWER_BYTES} bytes"
-                )));
+            // Read chunk by chunk, so an answer without a length can't grow past the limit.
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&e))? {
+                if body.len() + chunk.len() > MAX_JSON_ANSWER_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
             }
+            let body = body.freeze();
             Ok(JsonAnswer { status, body })
         };
         tokio::time::timeout(self.timeout, call)
