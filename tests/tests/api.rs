@@ -170,6 +170,9 @@ fn random_bytes_posted_to_every_route_give_4xx_and_the_collector_stays_up() {
         "/api/v1/tokens",
         "/api/v1/enroll-tokens",
         "/api/v1/enroll",
+        "/api/v1/hosts/web1/backups",
+        "/api/v1/hosts/web1/restores",
+        "/api/v1/audit",
         "/api/v1/nope",
         "/",
     ];
