@@ -313,3 +313,30 @@ fn sigkill_during_prune_at_any_moment_leaves_a_repository_that_verifies() {
         );
     }
 }
+
+#[test]
+fn invalid_repository_options_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let c = dir.path().join("c");
+    let c = c.to_str().unwrap();
+    let src = dir.path().to_str().unwrap();
+    for bad in [["--chunk-sizes", "1:2:3"], ["--compression", "99"]] {
+        let out = agent_cli(&[
+            "backup",
+            "run",
+            "--repo",
+            r,
+            "--cache-dir",
+            c,
+            bad[0],
+            bad[1],
+            src,
+        ]);
+        assert!(!out.status.success());
+        assert!(!repo.exists(), "{bad:?} left {}", repo.display());
+    }
+    let bad_format = agent_cli(&["backup", "run", "--repo", r, "--chunk-sizes", "64k", src]);
+    assert!(String::from_utf8_lossy(&bad_format.stderr).contains("MIN:AVG:MAX"));
+}

@@ -71,6 +71,10 @@ pub enum BackupCommand {
         /// zstd level of a repository created by this run.
         #[arg(long, default_value_t = crate::backup::repo::config::DEFAULT_COMPRESSION)]
         compression: i32,
+        /// Chunk sizes MIN:AVG:MAX in bytes of a repository created by this run (default
+        /// 16384:65536:262144; docs/backup.md has the measurements behind it).
+        #[arg(long, value_name = "MIN:AVG:MAX", value_parser = parse_chunk_sizes)]
+        chunk_sizes: Option<(u32, u32, u32)>,
         /// Files and folders to back up.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -181,6 +185,17 @@ pub struct KeepArgs {
     pub group_by: GroupBy,
 }
 
+fn parse_chunk_sizes(s: &str) -> Result<(u32, u32, u32), String> {
+    let parts: Vec<u32> = s
+        .split(':')
+        .map(|p| p.trim().parse::<u32>().map_err(|e| format!("{p:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [min, avg, max] => Ok((*min, *avg, *max)),
+        _ => Err("expected MIN:AVG:MAX".into()),
+    }
+}
+
 fn parse_count(s: &str) -> Result<u32, String> {
     retention::parse_count(s).map_err(|e| e.to_string())
 }
@@ -195,9 +210,10 @@ pub fn run(command: BackupCommand) -> anyhow::Result<u8> {
             tags,
             threads,
             compression,
+            chunk_sizes,
             paths,
         } => {
-            let mut r = open_or_init(&repo, compression)?;
+            let mut r = open_or_init(&repo, compression, chunk_sizes)?;
             let catalog = open_catalog(&repo, &r)?;
             let request = BackupRequest {
                 sources: paths,
@@ -418,7 +434,11 @@ pub fn run(command: BackupCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
         BackupCommand::Import { repo, file } => {
-            let mut r = open_or_init(&repo, crate::backup::repo::config::DEFAULT_COMPRESSION)?;
+            let mut r = open_or_init(
+                &repo,
+                crate::backup::repo::config::DEFAULT_COMPRESSION,
+                None,
+            )?;
             let catalog = open_catalog(&repo, &r)?;
             let bar = Bar::new("import", repo.json);
             let name = file.display().to_string();
@@ -575,7 +595,11 @@ fn open(args: &RepoArgs, mode: LockMode, what: &str) -> anyhow::Result<Repositor
     Ok(r)
 }
 
-fn open_or_init(args: &RepoArgs, compression: i32) -> anyhow::Result<Repository> {
+fn open_or_init(
+    args: &RepoArgs,
+    compression: i32,
+    chunk_sizes: Option<(u32, u32, u32)>,
+) -> anyhow::Result<Repository> {
     let wait = Duration::from_secs(args.lock_wait);
     let existing = if args.repo.join("config").exists() {
         key(args, false)?
@@ -596,6 +620,7 @@ fn open_or_init(args: &RepoArgs, compression: i32) -> anyhow::Result<Repository>
         Err(RepoError::NotARepository { .. }) => {
             let options = InitOptions {
                 compression,
+                chunk_sizes,
                 key: key(args, true)?,
                 ..InitOptions::default()
             };

@@ -161,10 +161,7 @@ impl Repository {
                 path: root.to_path_buf(),
             });
         }
-        for sub in ["", "data", "index", "snapshots", "tmp"] {
-            let dir = root.join(sub);
-            fs::create_dir_all(&dir).map_err(io_at(&dir))?;
-        }
+        // Config first: invalid options leave nothing behind.
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let config =
             RepoConfig::generate(options.clone(), created).map_err(|reason| RepoError::Config {
@@ -175,6 +172,10 @@ impl Repository {
             path: root.join("config"),
             reason: e.to_string(),
         })?;
+        for sub in ["", "data", "index", "snapshots", "tmp"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        }
         write_atomic(root, &root.join("config"), &json)?;
         Repository::open_keyed(
             root,
