@@ -99,6 +99,16 @@ impl Jobs {
                         s.target_dir
                     )));
                 }
+                // Refused at once (the restore itself checks again): the caller learns now.
+                if let Some(set) = self.backups.as_ref().and_then(|b| b.set(&s.set))
+                    && !set.may_restore_into(std::path::Path::new(&s.target_dir))
+                {
+                    return Err(JobError::Invalid(format!(
+                        "{} is not an allowed restore target of backup set {:?} \
+                         (restore_targets in agent.toml)",
+                        s.target_dir, s.set
+                    )));
+                }
                 &s.set
             }
             JobSpec::Deploy(_) | JobSpec::Rollback(_) => {
@@ -331,15 +341,10 @@ mod tests {
                 }),
             )
         };
-        let outside = jobs
-            .submit(restore("r1", dir.path().join("elsewhere")))
-            .unwrap();
-        let outside = wait(&jobs, &outside.id).await;
-        assert_eq!(outside.state, JobState::Failed);
+        let outside = jobs.submit(restore("r1", dir.path().join("elsewhere")));
         assert!(
-            outside.message.contains("not an allowed restore target"),
-            "{}",
-            outside.message
+            matches!(&outside, Err(JobError::Invalid(why)) if why.contains("not an allowed restore target")),
+            "{outside:?}"
         );
         assert!(!dir.path().join("elsewhere").exists());
         let inside = jobs

@@ -97,12 +97,14 @@ fn collector_runs_backup_and_restore_jobs_on_a_real_agent() {
             "sub_path": null}}})
     };
     let outside = agent.dir.path().join("elsewhere");
-    let (_, refused) = post(restore("restore-1", &outside));
-    let refused = finished(refused["id"].as_str().unwrap());
+    let (code, refused) = post(restore("restore-1", &outside));
+    assert_eq!(code, 400, "{refused}");
     assert!(
-        refused.message.contains("not an allowed restore target"),
-        "{}",
-        refused.message
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not an allowed restore target"),
+        "{refused}"
     );
     assert!(!outside.exists());
     let inside = allowed.join("today");
