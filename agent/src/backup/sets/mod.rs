@@ -177,12 +177,10 @@ impl BackupSets {
         let name_owned = name.to_string();
         let stored =
             tokio::task::spawn_blocking(move || me.book.record(&name_owned, book_rec)).await;
-        if let Ok(Err(e)) | Err(e) = stored.map_err(|e| StoreError::Store {
-            path: PathBuf::new(),
-            op: "record backup run",
-            source: Box::new(e),
-        }) {
-            tracing::warn!(set = name, error = %e, "cannot record the backup run");
+        match stored {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(set = name, error = %e, "cannot record the backup run"),
+            Err(e) => tracing::warn!(set = name, error = %e, "backup run record task failed"),
         }
         match outcome {
             Ok(_) => {

@@ -83,16 +83,15 @@ pub fn run_hook(argv: &[String], timeout: Duration, env: &[(&str, &str)]) -> Res
 
 fn open_repo(set: &BackupSetConfig, what: &str, mode: LockMode) -> Result<Repository, String> {
     let root = set.repository();
-    let key = set.master_key(false);
-    let opened = match &key {
-        Ok(k) => Repository::open_keyed(&root, mode, LOCK_WAIT, what, k.as_ref()),
-        Err(e) if !root.join("config").exists() => Err(RepoError::NotARepository {
-            path: PathBuf::from(e),
-        }),
-        Err(e) => return Err(e.clone()),
+    let opened = if root.join("config").exists() {
+        let key = set.master_key(false)?;
+        Repository::open_keyed(&root, mode, LOCK_WAIT, what, key.as_ref())
+    } else {
+        Err(RepoError::NotARepository { path: root.clone() })
     };
     match opened {
         Ok(r) => Ok(r),
+        // The first run creates the repository (and the key file, for an encrypted set).
         Err(RepoError::NotARepository { .. }) if mode == LockMode::Exclusive => {
             std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
             let options = InitOptions {
